@@ -1,0 +1,124 @@
+//! Command-line options shared by every binary. Each setting flag is an override of the
+//! option-file key of the same name and goes through the same validation.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use crate::config::{ConfigError, FileChoice, Settings};
+
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Read options only from FILE (default /etc/keepalived-mysql/keepalived-mysql.cnf)
+    #[arg(long, value_name = "FILE")]
+    pub defaults_file: Option<PathBuf>,
+    /// Also read FILE after the main option file
+    #[arg(long, value_name = "FILE")]
+    pub defaults_extra_file: Option<PathBuf>,
+    /// Read no option file at all
+    #[arg(long)]
+    pub no_defaults: bool,
+    /// Print the options read from the option files (password masked) and exit
+    #[arg(long)]
+    pub print_defaults: bool,
+
+    /// MySQL user to connect as
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Unix socket of the local server (used unless --host is an IP address)
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<String>,
+    /// Server IP address for TCP, or localhost for the socket
+    #[arg(long, value_name = "ADDR")]
+    pub host: Option<String>,
+    /// TCP port
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<String>,
+
+    /// Hard deadline for the whole run (e.g. 1500ms, 2s)
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Replication lag above which a standby may not take the VIP
+    #[arg(long, value_name = "DURATION")]
+    pub max_lag: Option<String>,
+    /// Heartbeat table as schema.table; empty disables it
+    #[arg(long, value_name = "SCHEMA.TABLE")]
+    pub heartbeat_table: Option<String>,
+    /// Virtual IP: holding it makes this node the active one
+    #[arg(long, value_name = "ADDR")]
+    pub vip: Option<String>,
+    /// Directory for locks and state files
+    #[arg(long, value_name = "DIR")]
+    pub runtime_dir: Option<String>,
+    /// Log file (empty: none)
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<String>,
+    /// Rotate the log file above this size (e.g. 10M)
+    #[arg(long, value_name = "SIZE")]
+    pub log_max_size: Option<String>,
+    /// Rotated log files to keep
+    #[arg(long, value_name = "N")]
+    pub log_keep: Option<String>,
+    /// Syslog facility (daemon, local0..local7, ...) or none
+    #[arg(long, value_name = "FACILITY")]
+    pub syslog_facility: Option<String>,
+    /// Drain file: while it exists this node gives up the VIP
+    #[arg(long, value_name = "FILE")]
+    pub maintenance_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Nothing on stdout: the exit code is the answer (what keepalived needs)
+    Quiet,
+    /// One line for humans
+    Text,
+    /// The full verdict as JSON
+    Json,
+    /// Nagios/Icinga plugin line with perfdata, exit 0/1/2/3
+    Nagios,
+}
+
+impl CommonArgs {
+    pub fn file_choice(&self) -> FileChoice {
+        FileChoice {
+            defaults_file: self.defaults_file.clone(),
+            defaults_extra_file: self.defaults_extra_file.clone(),
+            no_defaults: self.no_defaults,
+        }
+    }
+
+    /// The flags given, as (option-file key, value).
+    pub fn overrides(&self) -> Vec<(&'static str, String)> {
+        let pairs: [(&'static str, &Option<String>); 14] = [
+            ("user", &self.user),
+            ("socket", &self.socket),
+            ("host", &self.host),
+            ("port", &self.port),
+            ("timeout", &self.timeout),
+            ("max-lag", &self.max_lag),
+            ("heartbeat-table", &self.heartbeat_table),
+            ("vip", &self.vip),
+            ("runtime-dir", &self.runtime_dir),
+            ("log-file", &self.log_file),
+            ("log-max-size", &self.log_max_size),
+            ("log-keep", &self.log_keep),
+            ("syslog-facility", &self.syslog_facility),
+            ("maintenance-file", &self.maintenance_file),
+        ];
+        pairs
+            .into_iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+            .collect()
+    }
+
+    pub fn load(
+        &self,
+        program: &str,
+        extra: &[(&'static str, String)],
+    ) -> Result<Settings, ConfigError> {
+        let mut overrides = self.overrides();
+        overrides.extend(extra.iter().cloned());
+        Settings::load(&self.file_choice(), program, &overrides)
+    }
+}

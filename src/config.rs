@@ -1,0 +1,451 @@
+//! Settings shared by all binaries: option files, then command-line flags.
+//!
+//! Every binary reads `[client]`, `[keepalived-mysql]` and its own group, in that order,
+//! later values winning. Our groups accept any key that some binary knows (so one file
+//! serves all three); anything else there is an error naming file and line. `[client]`
+//! is shared with the MySQL tools, so keys we do not use there are ignored, as they do.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::optfile::{self, normalize_key, strip_loose, Entry, OptFileError};
+
+pub const DEFAULT_CONFIG: &str = "/etc/keepalived-mysql/keepalived-mysql.cnf";
+pub const COMMON_GROUP: &str = "keepalived-mysql";
+
+/// Keys our groups accept. Client keys are allowed there too, so a binary's own group
+/// can use other credentials than `[client]`.
+pub const CLIENT_KEYS: &[&str] = &["user", "password", "socket", "host", "port"];
+pub const SETTING_KEYS: &[&str] = &[
+    "timeout",
+    "max-lag",
+    "heartbeat-table",
+    "vip",
+    "runtime-dir",
+    "log-file",
+    "log-max-size",
+    "log-keep",
+    "syslog-facility",
+    "maintenance-file",
+    "on-too-many-connections",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    File(OptFileError),
+    /// A bad key or value; `origin` is `file:line` or `--flag`.
+    Value {
+        origin: String,
+        msg: String,
+    },
+}
+
+impl ConfigError {
+    pub fn is_insecure(&self) -> bool {
+        matches!(self, ConfigError::File(OptFileError::Insecure { .. }))
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::File(e) => e.fmt(f),
+            ConfigError::Value { origin, msg } => write!(f, "{origin}: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<OptFileError> for ConfigError {
+    fn from(e: OptFileError) -> Self {
+        ConfigError::File(e)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TooManyConnections {
+    Healthy,
+    Fail,
+}
+
+/// Where the client connects. `host = localhost` (or nothing) means the socket, as in
+/// the MySQL client library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Socket(PathBuf),
+    Tcp(IpAddr, u16),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatTable {
+    pub schema: String,
+    pub table: String,
+}
+
+impl HeartbeatTable {
+    pub fn qualified(&self) -> String {
+        format!("`{}`.`{}`", self.schema, self.table)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub socket: Option<PathBuf>,
+    pub host: Option<String>,
+    pub port: u16,
+    pub timeout: Duration,
+    pub max_lag: Duration,
+    pub heartbeat_table: Option<HeartbeatTable>,
+    pub vip: Option<IpAddr>,
+    pub runtime_dir: PathBuf,
+    pub log_file: Option<PathBuf>,
+    pub log_max_size: u64,
+    pub log_keep: u32,
+    /// `None` disables syslog.
+    pub syslog_facility: Option<u8>,
+    pub maintenance_file: PathBuf,
+    pub on_too_many_connections: TooManyConnections,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            user: None,
+            password: None,
+            socket: None,
+            host: None,
+            port: 3306,
+            timeout: Duration::from_secs(1),
+            max_lag: Duration::from_secs(10),
+            heartbeat_table: Some(HeartbeatTable {
+                schema: "keepalived_mysql".into(),
+                table: "heartbeat".into(),
+            }),
+            vip: None,
+            runtime_dir: PathBuf::from("/run/keepalived-mysql"),
+            log_file: None,
+            log_max_size: 10 << 20,
+            log_keep: 5,
+            syslog_facility: Some(3), // daemon
+            maintenance_file: PathBuf::from("/etc/keepalived-mysql/maintenance"),
+            on_too_many_connections: TooManyConnections::Healthy,
+        }
+    }
+}
+
+/// Which option files to read, as the MySQL tools' `--defaults-*` flags say.
+#[derive(Debug, Clone, Default)]
+pub struct FileChoice {
+    pub defaults_file: Option<PathBuf>,
+    pub defaults_extra_file: Option<PathBuf>,
+    pub no_defaults: bool,
+}
+
+impl FileChoice {
+    pub fn files(&self) -> Vec<PathBuf> {
+        if self.no_defaults {
+            return Vec::new();
+        }
+        let mut files = vec![self
+            .defaults_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))];
+        files.extend(self.defaults_extra_file.clone());
+        files
+    }
+}
+
+impl Settings {
+    /// Reads the option files for `program` (its own group name), then applies
+    /// `overrides` (flag name, value) from the command line.
+    pub fn load(
+        choice: &FileChoice,
+        program: &str,
+        overrides: &[(&str, String)],
+    ) -> Result<Settings, ConfigError> {
+        let mut entries = Vec::new();
+        for f in choice.files() {
+            entries.extend(optfile::read_file(&f)?);
+        }
+        Self::from_entries(&entries, program, overrides)
+    }
+
+    /// The options our groups and `[client]` would apply, MySQL `--print-defaults` style,
+    /// with the password masked.
+    pub fn print_defaults(choice: &FileChoice, program: &str) -> Result<Vec<String>, ConfigError> {
+        let mut entries = Vec::new();
+        for f in choice.files() {
+            entries.extend(optfile::read_file(&f)?);
+        }
+        for e in entries.iter_mut() {
+            if normalize_key(strip_loose(&e.key)) == "password" && e.value.is_some() {
+                e.value = Some("*****".into());
+            }
+        }
+        Ok(optfile::print_defaults(
+            &entries,
+            &["client", COMMON_GROUP, program],
+        ))
+    }
+
+    pub fn from_entries(
+        entries: &[Entry],
+        program: &str,
+        overrides: &[(&str, String)],
+    ) -> Result<Settings, ConfigError> {
+        let mut s = Settings::default();
+        let groups = ["client", COMMON_GROUP, program];
+        // Group order decides precedence, file order only within a group.
+        for g in groups {
+            for e in entries
+                .iter()
+                .filter(|e| optfile::group_matches(&e.group, g))
+            {
+                let origin = format!("{}:{}", e.file.display(), e.line);
+                let loose = strip_loose(&e.key);
+                let key = normalize_key(loose);
+                let known = CLIENT_KEYS.contains(&key.as_str())
+                    || (g != "client" && SETTING_KEYS.contains(&key.as_str()));
+                if !known {
+                    if g == "client" || loose.len() != e.key.len() {
+                        continue;
+                    }
+                    return Err(ConfigError::Value {
+                        origin,
+                        msg: format!("unknown option '{}' in group [{}]", e.key, e.group),
+                    });
+                }
+                s.set(&key, e.value.as_deref(), &origin)?;
+            }
+        }
+        for (flag, value) in overrides {
+            s.set(flag, Some(value), &format!("--{flag}"))?;
+        }
+        Ok(s)
+    }
+
+    fn set(&mut self, key: &str, value: Option<&str>, origin: &str) -> Result<(), ConfigError> {
+        let bad = |msg: String| ConfigError::Value {
+            origin: origin.to_string(),
+            msg,
+        };
+        let Some(v) = value else {
+            return Err(bad(format!("option '{key}' needs a value")));
+        };
+        let path = |v: &str| -> Result<PathBuf, ConfigError> {
+            let p = PathBuf::from(v);
+            if p.is_absolute() {
+                Ok(p)
+            } else {
+                Err(bad(format!("{key} must be an absolute path, got '{v}'")))
+            }
+        };
+        match key {
+            "user" => self.user = Some(v.to_string()),
+            "password" => self.password = Some(v.to_string()),
+            "socket" => self.socket = Some(path(v)?),
+            "host" => self.host = Some(v.to_string()),
+            "port" => {
+                self.port = v
+                    .parse()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| bad(format!("port must be 1-65535, got '{v}'")))?
+            }
+            "timeout" => self.timeout = parse_duration(v).map_err(bad)?,
+            "max-lag" => self.max_lag = parse_duration(v).map_err(bad)?,
+            "heartbeat-table" => self.heartbeat_table = parse_table(v).map_err(bad)?,
+            "vip" => {
+                self.vip = if v.is_empty() {
+                    None
+                } else {
+                    let addr = v.split('/').next().unwrap_or(v);
+                    Some(
+                        addr.parse()
+                            .map_err(|_| bad(format!("vip must be an IP address, got '{v}'")))?,
+                    )
+                }
+            }
+            "runtime-dir" => self.runtime_dir = path(v)?,
+            "log-file" => self.log_file = if v.is_empty() { None } else { Some(path(v)?) },
+            "log-max-size" => self.log_max_size = parse_size(v).map_err(bad)?,
+            "log-keep" => {
+                self.log_keep = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= 100)
+                    .ok_or_else(|| bad(format!("log-keep must be 0-100, got '{v}'")))?
+            }
+            "syslog-facility" => self.syslog_facility = parse_facility(v).map_err(bad)?,
+            "maintenance-file" => self.maintenance_file = path(v)?,
+            "on-too-many-connections" => {
+                self.on_too_many_connections = match v {
+                    "healthy" => TooManyConnections::Healthy,
+                    "fail" => TooManyConnections::Fail,
+                    _ => {
+                        return Err(bad(format!(
+                            "on-too-many-connections must be 'healthy' or 'fail', got '{v}'"
+                        )))
+                    }
+                }
+            }
+            _ => return Err(bad(format!("unknown option '{key}'"))),
+        }
+        Ok(())
+    }
+
+    /// Socket unless a non-localhost host is given. The binaries are static (no NSS), so
+    /// a host must be an IP literal.
+    pub fn endpoint(&self) -> Result<Endpoint, ConfigError> {
+        match self.host.as_deref() {
+            None | Some("") | Some("localhost") => Ok(Endpoint::Socket(
+                self.socket
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("/run/mysqld/mysqld.sock")),
+            )),
+            Some(h) => h
+                .parse()
+                .map(|ip| Endpoint::Tcp(ip, self.port))
+                .map_err(|_| ConfigError::Value {
+                    origin: "host".into(),
+                    msg: format!(
+                        "host must be an IP address or 'localhost' (static binary: no DNS), got '{h}'"
+                    ),
+                }),
+        }
+    }
+
+    pub fn state_path(&self, name: &str) -> PathBuf {
+        self.runtime_dir.join(name)
+    }
+}
+
+/// `1500ms`, `2s`, `1m`; a bare number is seconds, as in my.cnf timeouts.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+    }
+    humantime::parse_duration(v)
+        .map_err(|_| format!("'{v}' is not a duration (examples: 1500ms, 2s, 1m)"))
+}
+
+/// `10M`-style sizes, as in my.cnf (K, M, G, powers of 1024).
+pub fn parse_size(v: &str) -> Result<u64, String> {
+    let err = || format!("'{v}' is not a size (examples: 512K, 10M, 1G)");
+    let v = v.trim();
+    let (num, mult) = match v.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => return Err(err()),
+            };
+            (&v[..i], m)
+        }
+        _ => (v, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(err)
+}
+
+fn parse_table(v: &str) -> Result<Option<HeartbeatTable>, String> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let ident = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+    };
+    match v.split_once('.') {
+        Some((schema, table)) if ident(schema) && ident(table) => Ok(Some(HeartbeatTable {
+            schema: schema.into(),
+            table: table.into(),
+        })),
+        _ => Err(format!(
+            "heartbeat-table must be schema.table (letters, digits, _), or empty to disable; got '{v}'"
+        )),
+    }
+}
+
+const FACILITIES: &[(&str, u8)] = &[
+    ("kern", 0),
+    ("user", 1),
+    ("mail", 2),
+    ("daemon", 3),
+    ("auth", 4),
+    ("syslog", 5),
+    ("lpr", 6),
+    ("news", 7),
+    ("uucp", 8),
+    ("cron", 9),
+    ("authpriv", 10),
+    ("ftp", 11),
+    ("local0", 16),
+    ("local1", 17),
+    ("local2", 18),
+    ("local3", 19),
+    ("local4", 20),
+    ("local5", 21),
+    ("local6", 22),
+    ("local7", 23),
+];
+
+fn parse_facility(v: &str) -> Result<Option<u8>, String> {
+    if v == "none" {
+        return Ok(None);
+    }
+    FACILITIES
+        .iter()
+        .find(|(n, _)| *n == v)
+        .map(|(_, c)| Some(*c))
+        .ok_or_else(|| {
+            format!("syslog-facility must be daemon, user, local0..local7, ... or none; got '{v}'")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("1500ms").unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("0.5").unwrap(), Duration::from_millis(500));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10M").unwrap(), 10 << 20);
+        assert_eq!(parse_size("512k").unwrap(), 512 << 10);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert!(parse_size("10X").is_err());
+    }
+
+    #[test]
+    fn tables() {
+        assert_eq!(parse_table("").unwrap(), None);
+        assert_eq!(parse_table("a.b").unwrap().unwrap().qualified(), "`a`.`b`");
+        assert!(parse_table("a").is_err());
+        assert!(parse_table("a.b`; DROP").is_err());
+    }
+}

@@ -1,0 +1,26 @@
+//! keepalived-mysql: shared library of the check, restart and notify binaries that
+//! stock keepalived runs for a MySQL/MariaDB dual-master pair.
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod dialect;
+pub mod lock;
+pub mod log;
+pub mod optfile;
+pub mod probe;
+pub mod role;
+pub mod state;
+pub mod verdict;
+
+use config::ConfigError;
+use verdict::Class;
+
+/// Exit class for a configuration problem: a password open to others gets its own code.
+pub fn config_error_class(e: &ConfigError) -> Class {
+    if e.is_insecure() {
+        Class::Insecure
+    } else {
+        Class::Config
+    }
+}

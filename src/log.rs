@@ -1,0 +1,157 @@
+//! Logging to syslog (RFC 3164 on /dev/log) and/or a size-rotated file.
+//!
+//! Best effort by design: a failure to log must never change a verdict or delay an
+//! exit, so every error here is swallowed. Each line is one `write(2)` with O_APPEND,
+//! which keeps lines whole when several processes log at once.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+
+use crate::config::Settings;
+use crate::lock;
+use crate::state::{now_unix, rfc3339};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Err = 3,
+    Warning = 4,
+    Notice = 5,
+    Info = 6,
+}
+
+#[derive(Debug, Clone)]
+pub struct Logger {
+    tag: String,
+    facility: Option<u8>,
+    syslog_path: PathBuf,
+    file: Option<PathBuf>,
+    max_size: u64,
+    keep: u32,
+}
+
+impl Logger {
+    pub fn new(tag: &str, s: &Settings) -> Logger {
+        Logger {
+            tag: tag.to_string(),
+            facility: s.syslog_facility,
+            syslog_path: PathBuf::from("/dev/log"),
+            file: s.log_file.clone(),
+            max_size: s.log_max_size,
+            keep: s.log_keep,
+        }
+    }
+
+    pub fn log(&self, sev: Severity, msg: &str) {
+        // One line per event, whatever the message carries.
+        let msg = msg.replace('\n', " ");
+        if let Some(fac) = self.facility {
+            self.to_syslog(fac, sev, &msg);
+        }
+        if let Some(file) = &self.file {
+            self.to_file(file, sev, &msg);
+        }
+    }
+
+    fn to_syslog(&self, facility: u8, sev: Severity, msg: &str) {
+        let Ok(sock) = UnixDatagram::unbound() else {
+            return;
+        };
+        let pri = (facility as u32) * 8 + sev as u32;
+        let line = format!(
+            "<{pri}>{} {}[{}]: {msg}",
+            syslog_timestamp(),
+            self.tag,
+            std::process::id()
+        );
+        let _ = sock.send_to(line.as_bytes(), &self.syslog_path);
+    }
+
+    fn to_file(&self, path: &Path, sev: Severity, msg: &str) {
+        let level = match sev {
+            Severity::Err => "error",
+            Severity::Warning => "warning",
+            Severity::Notice => "notice",
+            Severity::Info => "info",
+        };
+        let line = format!(
+            "{} {}[{}] {level}: {msg}\n",
+            rfc3339(now_unix()),
+            self.tag,
+            std::process::id()
+        );
+        let Ok(mut f) = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o640)
+            .open(path)
+        else {
+            return;
+        };
+        if f.write_all(line.as_bytes()).is_err() {
+            return;
+        }
+        let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+        drop(f);
+        if size > self.max_size {
+            self.rotate(path);
+        }
+    }
+
+    /// `log` -> `log.1` -> ... -> `log.<keep>`. Only one process rotates (try-lock); the
+    /// others skip it. A writer that still has the old file open finishes its line
+    /// into `log.1`, which loses nothing.
+    fn rotate(&self, path: &Path) {
+        let lock_path = sibling(path, ".lock");
+        let Ok(_guard) = lock::try_lock(&lock_path) else {
+            return;
+        };
+        // Someone may have rotated between our write and the lock.
+        match fs::metadata(path) {
+            Ok(m) if m.len() > self.max_size => {}
+            _ => return,
+        }
+        if self.keep == 0 {
+            let _ = fs::remove_file(path);
+            return;
+        }
+        for i in (1..self.keep).rev() {
+            let _ = fs::rename(
+                sibling(path, &format!(".{i}")),
+                sibling(path, &format!(".{}", i + 1)),
+            );
+        }
+        let _ = fs::rename(path, sibling(path, ".1"));
+    }
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// "Mmm dd hh:mm:ss" in local time, as RFC 3164 wants.
+fn syslog_timestamp() -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    // SAFETY: time/localtime_r only fill the struct we pass.
+    unsafe {
+        let t = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return String::from("Jan  1 00:00:00");
+        }
+        format!(
+            "{} {:2} {:02}:{:02}:{:02}",
+            MONTHS[tm.tm_mon.clamp(0, 11) as usize],
+            tm.tm_mday,
+            tm.tm_hour,
+            tm.tm_min,
+            tm.tm_sec
+        )
+    }
+}

@@ -1,0 +1,99 @@
+//! Error classes and their exit codes. keepalived logs "now returning N" whenever the
+//! code changes, so one code per cause makes its own log tell what happened.
+//! Codes avoid 126/127 and >= 128, which keepalived and shells give other meanings.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Class {
+    Ok,
+    Internal,
+    Usage,
+    Config,
+    Insecure,
+    Down,
+    Timeout,
+    AccessDenied,
+    Saturated,
+    Replication,
+    Lag,
+    WritesBlocked,
+    Maintenance,
+    ServerError,
+}
+
+impl Class {
+    pub const ALL: [Class; 14] = [
+        Class::Ok,
+        Class::Internal,
+        Class::Usage,
+        Class::Config,
+        Class::Insecure,
+        Class::Down,
+        Class::Timeout,
+        Class::AccessDenied,
+        Class::Saturated,
+        Class::Replication,
+        Class::Lag,
+        Class::WritesBlocked,
+        Class::Maintenance,
+        Class::ServerError,
+    ];
+
+    pub fn code(self) -> u8 {
+        match self {
+            Class::Ok => 0,
+            Class::Internal => 1,
+            Class::Usage => 2,
+            Class::Config => 3,
+            Class::Insecure => 4,
+            Class::Down => 10,
+            Class::Timeout => 11,
+            Class::AccessDenied => 12,
+            Class::Saturated => 13,
+            Class::Replication => 14,
+            Class::Lag => 15,
+            Class::WritesBlocked => 16,
+            Class::Maintenance => 17,
+            Class::ServerError => 18,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Ok => "ok",
+            Class::Internal => "internal",
+            Class::Usage => "usage",
+            Class::Config => "config",
+            Class::Insecure => "insecure",
+            Class::Down => "down",
+            Class::Timeout => "timeout",
+            Class::AccessDenied => "access-denied",
+            Class::Saturated => "saturated",
+            Class::Replication => "replication",
+            Class::Lag => "lag",
+            Class::WritesBlocked => "writes-blocked",
+            Class::Maintenance => "maintenance",
+            Class::ServerError => "server-error",
+        }
+    }
+
+    /// Nagios/Icinga plugin status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    pub fn nagios(self) -> u8 {
+        match self {
+            Class::Ok => 0,
+            Class::Lag | Class::Maintenance | Class::Saturated => 1,
+            Class::Internal | Class::Usage | Class::Config | Class::Insecure => 3,
+            _ => 2,
+        }
+    }
+
+    /// Our own mistakes or the operator's: worth a loud log line every time.
+    pub fn is_setup_error(self) -> bool {
+        matches!(
+            self,
+            Class::Config | Class::Insecure | Class::AccessDenied | Class::Internal
+        )
+    }
+}

@@ -1,0 +1,249 @@
+//! The check against real mariadbd servers: one test per situation an operator meets.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mysql::prelude::Queryable;
+
+const OK: i32 = 0;
+const DOWN: i32 = 10;
+const TIMEOUT: i32 = 11;
+const ACCESS: i32 = 12;
+const SATURATED: i32 = 13;
+const REPLICATION: i32 = 14;
+const LAG: i32 = 15;
+const WRITES_BLOCKED: i32 = 16;
+const MAINTENANCE: i32 = 17;
+
+/// The active node writes its heartbeat; the standby must then see a fresh row.
+fn heartbeat_flowing(active: &NodeConfig, a: &Mariadb, b: &Mariadb) {
+    let r = active.check(&["--format", "text"]);
+    assert_eq!(r.code, OK, "active check: {r:?}");
+    b.sync_with(a);
+}
+
+#[test]
+fn healthy_active_node_writes_heartbeat() {
+    let (a, _b) = pair();
+    let node = NodeConfig::new(&a, true, "");
+    let r = node.check(&["--format", "json"]);
+    assert_eq!(r.code, OK, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["role"], "active");
+    assert_eq!(v["role_source"], "vip");
+    // The write probe created the table and upserted this server's row.
+    assert_eq!(
+        a.value("SELECT COUNT(*) FROM keepalived_mysql.heartbeat WHERE server_id = 1")
+            .as_deref(),
+        Some("1")
+    );
+    let st = node.state();
+    assert_eq!(st["class"], "ok");
+    assert!(st["dialect"]["version_string"]
+        .as_str()
+        .unwrap()
+        .contains("MariaDB"));
+}
+
+#[test]
+fn healthy_standby_never_writes() {
+    let (a, b) = pair();
+    let active = NodeConfig::new(&a, true, "");
+    let standby = NodeConfig::new(&b, false, "");
+    heartbeat_flowing(&active, &a, &b);
+    let before = b.value("SELECT @@gtid_binlog_pos");
+    let r = standby.check(&["--format", "json"]);
+    assert_eq!(r.code, OK, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["role"], "standby");
+    assert!(v["lag_seconds"].as_f64().unwrap() < 10.0);
+    // No heartbeat row of its own, no new binlog event: the standby wrote nothing.
+    assert_eq!(
+        b.value("SELECT COUNT(*) FROM keepalived_mysql.heartbeat WHERE server_id = 2")
+            .as_deref(),
+        Some("0")
+    );
+    assert_eq!(b.value("SELECT @@gtid_binlog_pos"), before);
+}
+
+#[test]
+fn standby_with_sql_thread_stopped_is_not_eligible() {
+    let (a, b) = pair();
+    let standby = NodeConfig::new(&b, false, "");
+    b.exec("STOP SLAVE SQL_THREAD");
+    let r = standby.check(&["--format", "text"]);
+    assert_eq!(r.code, REPLICATION, "{r:?}");
+    assert!(r.stdout.contains("SQL thread stopped"), "{}", r.stdout);
+    b.exec("START SLAVE SQL_THREAD");
+    assert_eq!(
+        wait_for_code(&standby, OK, Duration::from_secs(10)).code,
+        OK
+    );
+    drop(a);
+}
+
+#[test]
+fn standby_with_conflicting_row_is_not_eligible() {
+    let (a, b) = pair();
+    let standby = NodeConfig::new(&b, false, "");
+    a.exec("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY)");
+    b.sync_with(&a);
+    // The same key written on the standby without binlogging, then on the master:
+    // the standby's SQL thread stops with a duplicate-key error.
+    b.exec("SET sql_log_bin = 0; INSERT INTO app.t VALUES (7); SET sql_log_bin = 1");
+    a.exec("INSERT INTO app.t VALUES (7)");
+    let r = wait_for_code(&standby, REPLICATION, Duration::from_secs(10));
+    assert_eq!(r.code, REPLICATION, "{r:?}");
+    assert!(r.stdout.contains("SQL thread error 1062"), "{}", r.stdout);
+    // The active node with the same replication trouble stays healthy and says why.
+    let as_active = NodeConfig::new(&b, true, "");
+    let r = as_active.check(&["--format", "text"]);
+    assert_eq!(r.code, OK, "{r:?}");
+    assert!(r.stdout.contains("SQL thread error 1062"), "{}", r.stdout);
+}
+
+#[test]
+fn standby_stays_eligible_when_peer_dies() {
+    let (mut a, b) = pair();
+    let active = NodeConfig::new(&a, true, "max-lag = 2s");
+    let standby = NodeConfig::new(&b, false, "max-lag = 2s");
+    heartbeat_flowing(&active, &a, &b);
+    a.kill();
+    b.wait_slave_field("Slave_IO_Running", "Connecting", Duration::from_secs(20));
+    assert_eq!(standby.check(&[]).code, OK);
+    // The heartbeat keeps ageing past max-lag, but everything received is applied:
+    // the peer stopped writing, which is not lag.
+    std::thread::sleep(Duration::from_millis(2500));
+    let r = standby.check(&["--format", "json"]);
+    assert_eq!(r.code, OK, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(v["lag_seconds"].as_f64().unwrap() > 2.0);
+    assert!(r.stdout.contains("peer stopped writing"), "{}", r.stdout);
+}
+
+#[test]
+fn delayed_standby_is_lagging_until_applied() {
+    let (a, b) = pair();
+    let active = NodeConfig::new(&a, true, "");
+    let standby = NodeConfig::new(&b, false, "max-lag = 1s");
+    heartbeat_flowing(&active, &a, &b);
+    b.exec("STOP SLAVE; CHANGE MASTER TO MASTER_DELAY = 4; START SLAVE");
+    // Fresh heartbeats arrive but are applied 4 s late.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(active.check(&[]).code, OK);
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = standby.check(&["--format", "nagios"]);
+    assert_eq!(r.code, 1, "nagios WARNING for lag: {r:?}");
+    assert!(
+        r.stdout.starts_with("KEEPALIVED-MYSQL WARNING"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("lag="), "{}", r.stdout);
+    assert_eq!(standby.check(&[]).code, LAG);
+    b.exec("STOP SLAVE; CHANGE MASTER TO MASTER_DELAY = 0; START SLAVE");
+    assert_eq!(
+        wait_for_code(&standby, OK, Duration::from_secs(15)).code,
+        OK
+    );
+}
+
+#[test]
+fn frozen_server_fails_within_the_deadline() {
+    let (a, _b) = pair();
+    let node = NodeConfig::new(&a, true, "timeout = 800ms");
+    assert_eq!(node.check(&[]).code, OK);
+    a.signal(libc::SIGSTOP);
+    let r = node.check(&["--format", "text"]);
+    a.signal(libc::SIGCONT);
+    assert_eq!(r.code, TIMEOUT, "{r:?}");
+    // keepalived's timeout would SIGKILL a check that overran; ours ends on its own.
+    assert!(
+        r.elapsed < Duration::from_millis(1500),
+        "took {:?}",
+        r.elapsed
+    );
+    assert!(r.stdout.contains("no answer within 800ms"), "{}", r.stdout);
+}
+
+#[test]
+fn server_down_and_access_denied() {
+    let mut a = Mariadb::start(1);
+    let wrong = NodeConfig::new(&a, true, "");
+    let cnf = std::fs::read_to_string(&wrong.cnf)
+        .unwrap()
+        .replace(MONITOR_PASS, "wrong");
+    write_private(&wrong.cnf, &cnf);
+    let r = wrong.check(&["--format", "text"]);
+    assert_eq!(r.code, ACCESS, "{r:?}");
+    assert!(wrong.log().contains("access denied"), "{}", wrong.log());
+
+    let node = NodeConfig::new(&a, true, "");
+    a.kill();
+    let r = node.check(&["--format", "text"]);
+    assert_eq!(r.code, DOWN, "{r:?}");
+    assert!(r.stdout.contains("cannot connect"), "{}", r.stdout);
+}
+
+#[test]
+fn too_many_connections_is_healthy_unless_configured() {
+    // 10 is MariaDB's minimum max_connections.
+    let a = Mariadb::start_with(1, &["--max-connections=10"]);
+    // Fill every slot with application sessions (the extra admin slot stays free).
+    let _held: Vec<_> = (0..10).map(|_| a.app()).collect();
+    let node = NodeConfig::new(&a, true, "");
+    let r = node.check(&["--format", "text"]);
+    assert_eq!(r.code, OK, "{r:?}");
+    assert!(r.stdout.contains("saturated"), "{}", r.stdout);
+    let strict = NodeConfig::new(&a, true, "on-too-many-connections = fail");
+    assert_eq!(strict.check(&[]).code, SATURATED);
+    // The flag overrides the file.
+    assert_eq!(
+        strict.check(&["--on-too-many-connections", "healthy"]).code,
+        OK
+    );
+}
+
+#[test]
+fn global_read_lock_on_active_node_blocks_writes() {
+    let a = Mariadb::start(1);
+    let node = NodeConfig::new(&a, true, "");
+    assert_eq!(node.check(&[]).code, OK);
+    let mut locker = a.root();
+    locker.query_drop("FLUSH TABLES WITH READ LOCK").unwrap();
+    let r = node.check(&["--format", "text"]);
+    assert_eq!(r.code, WRITES_BLOCKED, "{r:?}");
+    // A standby is not judged by writes: the same server is fine in that role.
+    let standby = NodeConfig::new(&a, false, "");
+    let r2 = standby.check(&["--format", "text"]);
+    assert_ne!(r2.code, WRITES_BLOCKED, "{r2:?}");
+    locker.query_drop("UNLOCK TABLES").unwrap();
+    assert_eq!(node.check(&[]).code, OK);
+}
+
+#[test]
+fn drain_file_moves_the_vip_on_purpose() {
+    let a = Mariadb::start(1);
+    let node = NodeConfig::new(&a, true, "");
+    assert_eq!(node.check(&[]).code, OK);
+    std::fs::write(node.path("maintenance"), "").unwrap();
+    let r = node.check(&["--format", "text"]);
+    assert_eq!(r.code, MAINTENANCE, "{r:?}");
+    std::fs::remove_file(node.path("maintenance")).unwrap();
+    assert_eq!(node.check(&[]).code, OK);
+}
+
+#[test]
+fn standby_without_replication_is_not_eligible() {
+    let a = Mariadb::start(1);
+    let node = NodeConfig::new(&a, false, "");
+    let r = node.check(&["--format", "text"]);
+    assert_eq!(r.code, REPLICATION, "{r:?}");
+    assert!(
+        r.stdout.contains("no replication configured"),
+        "{}",
+        r.stdout
+    );
+}

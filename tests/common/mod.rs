@@ -1,0 +1,405 @@
+//! Test harness: real mariadbd instances in temporary datadirs, on loopback ports and
+//! their own sockets, paired as dual masters with GTID replication.
+#![allow(dead_code)]
+
+use std::fs::{self, File};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use mysql::prelude::Queryable;
+use mysql::{Conn, OptsBuilder};
+use tempfile::TempDir;
+
+pub const MONITOR_USER: &str = "monitor";
+pub const MONITOR_PASS: &str = "mon#pw;1";
+pub const APP_USER: &str = "app";
+pub const APP_PASS: &str = "apppw";
+
+pub fn check_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_keepalived-mysql-check"))
+}
+
+fn sbin(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} not found: install mariadb-server (see .ci/run)");
+}
+
+/// One pristine datadir per test run, copied for every instance: mariadb-install-db
+/// takes seconds, a copy milliseconds. Shared by the test binaries through a lock.
+fn template() -> &'static Path {
+    static T: OnceLock<PathBuf> = OnceLock::new();
+    T.get_or_init(|| {
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let dir = base.join("mariadb-template-v1");
+        let lock = File::create(base.join("mariadb-template.lock")).unwrap();
+        lock.lock().unwrap();
+        if !dir.join("mysql").exists() {
+            let staging = base.join(format!("mariadb-template.{}", std::process::id()));
+            let _ = fs::remove_dir_all(&staging);
+            fs::create_dir_all(&staging).unwrap();
+            let out = Command::new(sbin("mariadb-install-db"))
+                .arg("--no-defaults")
+                .arg(format!("--datadir={}", staging.display()))
+                .args([
+                    "--user=root",
+                    "--auth-root-authentication-method=normal",
+                    "--skip-test-db",
+                ])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "mariadb-install-db failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            fs::rename(&staging, &dir).unwrap();
+        }
+        dir
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Mariadb {
+    pub dir: TempDir,
+    pub socket: PathBuf,
+    pub port: u16,
+    pub server_id: u32,
+    child: Option<Child>,
+    extra_args: Vec<String>,
+}
+
+impl Mariadb {
+    pub fn start(server_id: u32) -> Mariadb {
+        Self::start_with(server_id, &[])
+    }
+
+    pub fn start_with(server_id: u32, extra: &[&str]) -> Mariadb {
+        let dir = tempfile::Builder::new()
+            .prefix("kmysql-db")
+            .tempdir()
+            .unwrap();
+        let data = dir.path().join("data");
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(template())
+            .arg(&data)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let mut m = Mariadb {
+            socket: dir.path().join("mysqld.sock"),
+            dir,
+            port: free_port(),
+            server_id,
+            child: None,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        m.spawn();
+        m.wait_ready(Duration::from_secs(60));
+        m.root().query_drop(format!(
+            "SET sql_log_bin = 0; \
+             CREATE USER '{MONITOR_USER}'@'localhost' IDENTIFIED BY '{MONITOR_PASS}'; \
+             CREATE USER '{MONITOR_USER}'@'127.0.0.1' IDENTIFIED BY '{MONITOR_PASS}'; \
+             GRANT SLAVE MONITOR, PROCESS ON *.* TO '{MONITOR_USER}'@'localhost', '{MONITOR_USER}'@'127.0.0.1'; \
+             GRANT SELECT, INSERT, UPDATE, CREATE ON keepalived_mysql.* TO '{MONITOR_USER}'@'localhost', '{MONITOR_USER}'@'127.0.0.1'; \
+             CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'replpw'; \
+             GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'; \
+             CREATE USER '{APP_USER}'@'localhost' IDENTIFIED BY '{APP_PASS}'; \
+             GRANT ALL ON app.* TO '{APP_USER}'@'localhost'; \
+             SET sql_log_bin = 1"
+        ))
+        .unwrap();
+        m
+    }
+
+    fn spawn(&mut self) {
+        let data = self.dir.path().join("data");
+        let id = self.server_id;
+        let mut cmd = Command::new(sbin("mariadbd"));
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", self.socket.display()))
+            .arg(format!("--port={}", self.port))
+            .arg(format!(
+                "--pid-file={}",
+                self.dir.path().join("mysqld.pid").display()
+            ))
+            .arg(format!(
+                "--log-error={}",
+                self.dir.path().join("error.log").display()
+            ))
+            .arg(format!(
+                "--log-bin={}",
+                self.dir.path().join("data/binlog").display()
+            ))
+            .arg(format!("--server-id={id}"))
+            .arg(format!("--gtid-domain-id={id}"))
+            .arg(format!("--auto-increment-offset={id}"))
+            .args([
+                "--user=root",
+                "--bind-address=127.0.0.1",
+                "--skip-name-resolve",
+                "--log-slave-updates",
+                "--auto-increment-increment=2",
+                "--innodb-buffer-pool-size=16M",
+                "--innodb-log-file-size=8M",
+                "--performance-schema=OFF",
+                "--skip-slave-start",
+            ])
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        self.child = Some(cmd.spawn().expect("start mariadbd"));
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    fn wait_ready(&mut self, limit: Duration) {
+        let t = Instant::now();
+        loop {
+            if self.try_root().is_some() {
+                return;
+            }
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("mariadbd exited ({st}): {}", self.error_log());
+            }
+            assert!(
+                t.elapsed() < limit,
+                "mariadbd not ready: {}",
+                self.error_log()
+            );
+            sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn error_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+
+    fn try_root(&self) -> Option<Conn> {
+        let opts = OptsBuilder::new()
+            .socket(Some(self.socket.to_string_lossy().into_owned()))
+            .user(Some("root"))
+            .prefer_socket(false)
+            .read_timeout(Some(Duration::from_secs(30)));
+        Conn::new(opts).ok()
+    }
+
+    /// A root session over the socket.
+    pub fn root(&self) -> Conn {
+        self.try_root().expect("root connection")
+    }
+
+    pub fn app(&self) -> Conn {
+        let opts = OptsBuilder::new()
+            .socket(Some(self.socket.to_string_lossy().into_owned()))
+            .user(Some(APP_USER))
+            .pass(Some(APP_PASS))
+            .prefer_socket(false);
+        Conn::new(opts).expect("app connection")
+    }
+
+    pub fn exec(&self, sql: &str) {
+        self.root()
+            .query_drop(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    pub fn value(&self, sql: &str) -> Option<String> {
+        self.root()
+            .query_first::<Option<String>, _>(sql)
+            .unwrap()
+            .flatten()
+    }
+
+    pub fn replicate_from(&self, other: &Mariadb) {
+        self.exec(&format!(
+            "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='repl', \
+             MASTER_PASSWORD='replpw', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1; START SLAVE",
+            other.port
+        ));
+    }
+
+    pub fn slave_field(&self, col: &str) -> Option<String> {
+        let mut c = self.root();
+        let row: Option<mysql::Row> = c.query_first("SHOW SLAVE STATUS").unwrap();
+        row.and_then(|r| {
+            r.get_opt::<Option<String>, _>(col)
+                .and_then(|v| v.ok())
+                .flatten()
+        })
+    }
+
+    pub fn wait_slave_field(&self, col: &str, want: &str, limit: Duration) {
+        let t = Instant::now();
+        loop {
+            let v = self.slave_field(col);
+            if v.as_deref() == Some(want) {
+                return;
+            }
+            assert!(t.elapsed() < limit, "{col} stayed {v:?}, wanted {want}");
+            sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Blocks until this server has applied everything `source` has in its binlog.
+    pub fn sync_with(&self, source: &Mariadb) {
+        let pos = source.value("SELECT @@gtid_binlog_pos").unwrap_or_default();
+        let r = self.value(&format!("SELECT MASTER_GTID_WAIT('{pos}', 30)"));
+        assert_eq!(r.as_deref(), Some("0"), "replica did not reach {pos}");
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+        self.wait_ready(Duration::from_secs(60));
+    }
+}
+
+impl Drop for Mariadb {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_ref() {
+            // A frozen server ignores SIGKILL until continued? No, but be tidy.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGCONT);
+            }
+        }
+        self.kill();
+    }
+}
+
+/// Two servers replicating from each other (server ids 1 and 2), both threads running.
+pub fn pair() -> (Mariadb, Mariadb) {
+    let a = Mariadb::start(1);
+    let b = Mariadb::start(2);
+    a.replicate_from(&b);
+    b.replicate_from(&a);
+    for m in [&a, &b] {
+        m.wait_slave_field("Slave_IO_Running", "Yes", Duration::from_secs(30));
+        m.wait_slave_field("Slave_SQL_Running", "Yes", Duration::from_secs(30));
+    }
+    (a, b)
+}
+
+/// A config directory for one node: option file, runtime dir, log file, drain file path.
+pub struct NodeConfig {
+    pub dir: TempDir,
+    pub cnf: PathBuf,
+}
+
+impl NodeConfig {
+    /// `active` decides the role through `vip`: 127.0.0.1 is on lo (active),
+    /// 192.0.2.100 is on no interface here (standby).
+    pub fn new(db: &Mariadb, active: bool, extra: &str) -> NodeConfig {
+        let dir = tempfile::Builder::new()
+            .prefix("kmysql-cfg")
+            .tempdir()
+            .unwrap();
+        let p = dir.path();
+        let vip = if active { "127.0.0.1" } else { "192.0.2.100" };
+        let body = format!(
+            "[client]\nuser = {MONITOR_USER}\npassword = \"{MONITOR_PASS}\"\nsocket = {}\n\n\
+             [keepalived-mysql]\nvip = {vip}\nruntime-dir = {}\nlog-file = {}\n\
+             syslog-facility = none\nmaintenance-file = {}\n{extra}\n",
+            db.socket.display(),
+            p.join("run").display(),
+            p.join("check.log").display(),
+            p.join("maintenance").display(),
+        );
+        let cnf = p.join("keepalived-mysql.cnf");
+        write_private(&cnf, &body);
+        NodeConfig { dir, cnf }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.path("check.log")).unwrap_or_default()
+    }
+
+    pub fn state(&self) -> serde_json::Value {
+        let text = fs::read_to_string(self.path("run/check.json")).expect("check.json");
+        serde_json::from_str(&text).expect("valid JSON")
+    }
+
+    pub fn check(&self, args: &[&str]) -> CheckRun {
+        run_check(&self.cnf, args)
+    }
+}
+
+pub fn write_private(path: &Path, body: &str) {
+    fs::write(path, body).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[derive(Debug)]
+pub struct CheckRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+pub fn run_check(cnf: &Path, args: &[&str]) -> CheckRun {
+    let t = Instant::now();
+    let out: Output = Command::new(check_bin())
+        .arg(format!("--defaults-file={}", cnf.display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    CheckRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: t.elapsed(),
+    }
+}
+
+/// Runs the check until it returns `code`, for states that settle asynchronously.
+pub fn wait_for_code(node: &NodeConfig, code: i32, limit: Duration) -> CheckRun {
+    let t = Instant::now();
+    loop {
+        let r = node.check(&["--format", "text"]);
+        if r.code == code || t.elapsed() > limit {
+            return r;
+        }
+        sleep(Duration::from_millis(200));
+    }
+}
