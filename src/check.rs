@@ -113,8 +113,7 @@ pub fn run(s: &Settings, log: &Logger) -> Verdict {
         );
         (Verdict::new(Class::Maintenance, reason, role), None)
     } else {
-        let cached = prev.as_ref().and_then(|p| p.dialect.clone());
-        probe_within_deadline(s, role, cached, start)
+        probe_within_deadline(s, role, start)
     };
     verdict.elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
     record(s, log, prev, &verdict, dialect);
@@ -124,7 +123,6 @@ pub fn run(s: &Settings, log: &Logger) -> Verdict {
 fn probe_within_deadline(
     s: &Settings,
     role: (Role, RoleSource),
-    cached: Option<Dialect>,
     start: Instant,
 ) -> (Verdict, Option<Dialect>) {
     // Leave a little of the deadline for logging and the state file.
@@ -142,7 +140,6 @@ fn probe_within_deadline(
                 let plan = Plan {
                     active,
                     heartbeat: s.heartbeat_table.as_ref(),
-                    cached,
                     write_budget: s.timeout.mul_f64(0.4),
                 };
                 probe::observe(&mut conn, &plan, &stage)
@@ -347,7 +344,7 @@ fn record(
         since_rfc3339: rfc3339(since),
         checked_at: now,
         last_logged: logged,
-        // Keep the dialect across failures so the next healthy run needs one round trip.
+        // Keep the last known server version across failures, for humans.
         dialect: dialect.or_else(|| prev.and_then(|p| p.dialect)),
     };
     let _ = state::write_json(&s.state_path(STATE_FILE), &st);

@@ -180,13 +180,6 @@ impl ReplicaStatus {
 mod tests {
     use super::*;
 
-    fn row(pairs: &[(&str, Option<&str>)]) -> HashMap<String, Option<String>> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.map(|s| s.to_string())))
-            .collect()
-    }
-
     #[test]
     fn version_strings() {
         let m = Dialect::from_version("10.11.6-MariaDB-0+deb12u1-log");

@@ -12,6 +12,7 @@ pub mod probe;
 pub mod role;
 pub mod state;
 pub mod verdict;
+pub mod wire;
 
 use config::ConfigError;
 use verdict::Class;

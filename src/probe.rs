@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mysql::prelude::Queryable;
-use mysql::{Conn, OptsBuilder, Value};
+use std::net::SocketAddr;
 
 use crate::config::{Endpoint, HeartbeatTable, Settings};
 use crate::dialect::{Dialect, Flavor, ReplicaStatus};
 use crate::verdict::Class;
+use crate::wire::{Conn, ResultSet, Target, WireError};
 
 /// What the probe is waiting for, so that a deadline can say what hung.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +71,7 @@ pub struct Observation {
     pub write: Option<Result<(), String>>,
 }
 
-/// Client/server error codes we branch on.
+/// Server error codes we branch on.
 const ER_CON_COUNT: u16 = 1040;
 const ER_TOO_MANY_USER_CONNECTIONS: u16 = 1203;
 const ER_ACCESS_DENIED: u16 = 1045;
@@ -80,36 +80,24 @@ const ER_ACCESS_DENIED_NO_PASSWORD: u16 = 1698;
 const ER_NO_SUCH_TABLE: u16 = 1146;
 const ER_BAD_DB: u16 = 1049;
 
-pub fn classify(e: &mysql::Error, connected: bool) -> ProbeError {
+pub fn classify(e: &WireError) -> ProbeError {
     match e {
-        mysql::Error::MySqlError(me) => match me.code {
-            ER_CON_COUNT | ER_TOO_MANY_USER_CONNECTIONS => ProbeError::new(
-                Class::Saturated,
-                format!("too many connections: {}", me.message),
-            ),
+        WireError::Server { code, msg } => match *code {
+            ER_CON_COUNT | ER_TOO_MANY_USER_CONNECTIONS => {
+                ProbeError::new(Class::Saturated, format!("too many connections: {msg}"))
+            }
             ER_ACCESS_DENIED | ER_DBACCESS_DENIED | ER_ACCESS_DENIED_NO_PASSWORD => {
                 ProbeError::new(
                     Class::AccessDenied,
-                    format!(
-                        "access denied (check user/password in the config file): {}",
-                        me.message
-                    ),
+                    format!("access denied (check user/password in the config file): {msg}"),
                 )
             }
-            code => ProbeError::new(
-                Class::ServerError,
-                format!("server error {code}: {}", me.message),
-            ),
+            code => ProbeError::new(Class::ServerError, format!("server error {code}: {msg}")),
         },
-        mysql::Error::IoError(io) => match io.kind() {
-            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
-                ProbeError::new(Class::Timeout, format!("no answer in time: {io}"))
-            }
-            _ if connected => ProbeError::new(Class::Down, format!("connection lost: {io}")),
-            _ => ProbeError::new(Class::Down, format!("cannot connect: {io}")),
-        },
-        other if connected => ProbeError::new(Class::Down, format!("connection lost: {other}")),
-        other => ProbeError::new(Class::Down, format!("cannot connect: {other}")),
+        e if e.is_timeout() => ProbeError::new(Class::Timeout, format!("no answer in time: {e}")),
+        WireError::Io { .. } => ProbeError::new(Class::Down, e.to_string()),
+        // We cannot log in the way the account demands: our setup, not the server.
+        WireError::Unsupported(m) => ProbeError::new(Class::Config, m.clone()),
     }
 }
 
@@ -117,188 +105,82 @@ pub fn connect(s: &Settings, timeout: Duration) -> Result<Conn, ProbeError> {
     let endpoint = s
         .endpoint()
         .map_err(|e| ProbeError::new(Class::Config, e.to_string()))?;
-    // No extra queries or second connection at connect time (see the crate notes):
-    // a bare handshake keeps the check to the minimum of round trips.
-    let mut opts = OptsBuilder::new()
-        .user(s.user.clone())
-        .pass(s.password.clone())
-        .prefer_socket(false)
-        .stmt_cache_size(0)
-        .max_allowed_packet(Some(16 << 20))
-        .read_timeout(Some(timeout))
-        .write_timeout(Some(timeout))
-        .tcp_connect_timeout(Some(timeout));
-    opts = match endpoint {
-        Endpoint::Socket(p) => opts.socket(Some(p.to_string_lossy().into_owned())),
-        Endpoint::Tcp(ip, port) => opts.ip_or_hostname(Some(ip.to_string())).tcp_port(port),
+    let target = match &endpoint {
+        Endpoint::Socket(p) => Target::Socket(p),
+        Endpoint::Tcp(ip, port) => Target::Tcp(SocketAddr::new(*ip, *port)),
     };
-    Conn::new(opts).map_err(|e| classify(&e, false))
-}
-
-type RowMap = HashMap<String, Option<String>>;
-
-fn value_text(v: &Value) -> Option<String> {
-    match v {
-        Value::NULL => None,
-        Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        other => Some(other.as_sql(true).trim_matches('\'').to_string()),
-    }
-}
-
-/// Sends `sql` (several statements) in one request and collects each result set, calling
-/// `after_set(i)` when set `i` has been read. A failing statement ends the batch, as the
-/// server stops there.
-fn batch(
-    conn: &mut Conn,
-    sql: &str,
-    mut after_set: impl FnMut(usize),
-) -> Result<Vec<Result<Vec<RowMap>, mysql::Error>>, mysql::Error> {
-    let mut out = Vec::new();
-    let mut result = conn.query_iter(sql)?;
-    while let Some(set) = result.iter() {
-        let mut rows = Vec::new();
-        let mut failed = None;
-        for row in set {
-            match row {
-                Ok(row) => {
-                    let cols = row.columns_ref();
-                    let mut m = HashMap::with_capacity(cols.len());
-                    for (i, c) in cols.iter().enumerate() {
-                        m.insert(
-                            c.name_str().into_owned(),
-                            row.as_ref(i).and_then(value_text),
-                        );
-                    }
-                    rows.push(m);
-                }
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
-        after_set(out.len());
-        match failed {
-            Some(e) => {
-                out.push(Err(e));
-                break;
-            }
-            None => out.push(Ok(rows)),
-        }
-    }
-    Ok(out)
-}
-
-fn first_value(rows: &[RowMap], col: &str) -> Option<String> {
-    rows.first().and_then(|r| r.get(col).cloned().flatten())
+    let user = s.user.as_deref().unwrap_or("root");
+    let password = s.password.as_deref().unwrap_or("");
+    Conn::connect(target, user, password, timeout).map_err(|e| classify(&e))
 }
 
 /// What the probe should do on this node.
 pub struct Plan<'a> {
     pub active: bool,
     pub heartbeat: Option<&'a HeartbeatTable>,
-    /// Dialect remembered from the previous run: lets the status go out in the first
-    /// request; a version change is noticed and the request redone.
-    pub cached: Option<Dialect>,
     /// Statement time allowed to the write probe.
     pub write_budget: Duration,
 }
 
+/// One request carries everything: variables, replica status, and the heartbeat read
+/// (standby) or write probe (active). The dialect comes from the handshake's version,
+/// so no round trip is spent asking for it.
 pub fn observe(conn: &mut Conn, plan: &Plan, stage: &StageCell) -> Result<Observation, ProbeError> {
     stage.set(Stage::Status);
-    let dialect = match &plan.cached {
-        Some(d) => d.clone(),
-        None => detect(conn)?,
-    };
-    let obs = observe_with(conn, plan, &dialect, stage)?;
-    match &obs.dialect {
-        Some(seen) if *seen != dialect => observe_with(conn, plan, seen, stage),
-        _ => Ok(obs),
-    }
-}
-
-fn detect(conn: &mut Conn) -> Result<Dialect, ProbeError> {
-    let v: Option<String> = conn
-        .query_first("SELECT @@version")
-        .map_err(|e| classify(&e, true))?;
-    Ok(Dialect::from_version(&v.unwrap_or_default()))
-}
-
-fn observe_with(
-    conn: &mut Conn,
-    plan: &Plan,
-    dialect: &Dialect,
-    stage: &StageCell,
-) -> Result<Observation, ProbeError> {
+    let dialect = Dialect::from_version(&conn.server_version);
     let mut sql = format!(
-        "SELECT @@version AS v, @@server_id AS id, @@read_only AS ro; {}",
+        "SELECT @@server_id AS id, @@read_only AS ro; {}",
         dialect.replica_status_sql()
     );
-    let hb_stmt = plan.heartbeat.map(|t| {
+    if let Some(t) = plan.heartbeat {
+        sql.push_str("; ");
         if plan.active {
-            write_probe_sql(dialect, t, plan.write_budget)
+            sql.push_str(&write_probe_sql(&dialect, t, plan.write_budget));
         } else {
             // Only rows written by another server measure lag; our own old row (from a
             // time we held the VIP) does not.
-            format!(
+            sql.push_str(&format!(
                 "SELECT TIMESTAMPDIFF(MICROSECOND, ts, UTC_TIMESTAMP(6)) AS age_us FROM {} \
                  WHERE server_id <> @@server_id ORDER BY ts DESC LIMIT 1",
                 t.qualified()
-            )
+            ));
         }
-    });
-    if let Some(h) = &hb_stmt {
-        sql.push_str("; ");
-        sql.push_str(h);
     }
-    // The write probe is the last statement: once the status sets are in, a deadline
-    // means the write hangs, not the server.
-    let writing = plan.active && plan.heartbeat.is_some();
-    let status_sets = 2;
-    let sets = batch(conn, &sql, |i| {
-        if writing && i + 1 >= status_sets {
-            stage.set(Stage::WriteProbe);
-        }
-    })
-    .map_err(|e| classify(&e, true))?;
 
-    let mut obs = Observation::default();
-    let mut sets = sets.into_iter();
-    let vars = sets
-        .next()
-        .unwrap_or(Ok(Vec::new()))
-        .map_err(|e| classify(&e, true))?;
-    let version = first_value(&vars, "v").unwrap_or_default();
-    let seen = Dialect::from_version(&version);
-    obs.server_id = first_value(&vars, "id")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    obs.read_only = first_value(&vars, "ro").as_deref() == Some("1");
-    let upgraded = seen.version_string != dialect.version_string;
-    obs.dialect = Some(seen);
-    if upgraded {
-        // The caller redoes the request with the right statement.
-        return Ok(obs);
-    }
-    match sets.next() {
-        Some(Ok(rows)) => obs.replica = rows.first().map(|r| dialect.parse_status(r)),
-        Some(Err(e)) => return Err(classify(&e, true)),
+    let vars = conn.query(&sql).map_err(|e| classify(&e))?;
+    let status = match conn.next_result() {
+        Some(r) => r.map_err(|e| classify(&e))?,
         None => {
             return Err(ProbeError::new(
                 Class::ServerError,
                 "replica status missing from reply",
             ))
         }
+    };
+    // The write probe is the last statement: with the status in, a deadline from here
+    // on means the write hangs, not the server.
+    if plan.active && plan.heartbeat.is_some() {
+        stage.set(Stage::WriteProbe);
     }
+    let mut obs = Observation {
+        server_id: vars.get(0, "id").and_then(|v| v.parse().ok()).unwrap_or(0),
+        read_only: vars.get(0, "ro") == Some("1"),
+        replica: status
+            .rows
+            .first()
+            .map(|_| dialect.parse_status(&row_map(&status))),
+        dialect: Some(dialect.clone()),
+        ..Observation::default()
+    };
     if let Some(table) = plan.heartbeat {
-        let hb = sets.next();
+        let hb = conn.next_result();
         if plan.active {
             obs.write = Some(match hb {
                 Some(Ok(_)) => Ok(()),
-                Some(Err(mysql::Error::MySqlError(me)))
-                    if me.code == ER_NO_SUCH_TABLE || me.code == ER_BAD_DB =>
+                Some(Err(WireError::Server { code, .. }))
+                    if code == ER_NO_SUCH_TABLE || code == ER_BAD_DB =>
                 {
-                    create_heartbeat(conn, dialect, table, plan.write_budget)
+                    create_heartbeat(conn, &dialect, table, plan.write_budget)
                 }
                 Some(Err(e)) => Err(write_error(&e)),
                 None => Err("write probe got no reply".into()),
@@ -306,7 +188,8 @@ fn observe_with(
         } else {
             match hb {
                 Some(Ok(rows)) => {
-                    obs.heartbeat_age = first_value(&rows, "age_us")
+                    obs.heartbeat_age = rows
+                        .get(0, "age_us")
                         .and_then(|v| v.parse::<f64>().ok())
                         .map(|us| (us / 1e6).max(0.0));
                     if obs.heartbeat_age.is_none() {
@@ -322,13 +205,13 @@ fn observe_with(
     Ok(obs)
 }
 
-fn write_error(e: &mysql::Error) -> String {
-    match e {
-        mysql::Error::MySqlError(me) => {
-            format!("write probe failed: error {}: {}", me.code, me.message)
-        }
-        other => format!("write probe failed: {other}"),
-    }
+fn row_map(set: &ResultSet) -> HashMap<String, Option<String>> {
+    let row = set.rows.first().cloned().unwrap_or_default();
+    set.columns.iter().cloned().zip(row).collect()
+}
+
+fn write_error(e: &WireError) -> String {
+    format!("write probe failed: {e}")
 }
 
 /// An upsert of this server's heartbeat row with short lock and statement limits, so a
@@ -371,5 +254,9 @@ fn create_heartbeat(
         t.qualified(),
         write_probe_sql(d, t, budget)
     );
-    conn.query_drop(sql).map_err(|e| write_error(&e))
+    conn.query(&sql).map_err(|e| write_error(&e))?;
+    while let Some(r) = conn.next_result() {
+        r.map_err(|e| write_error(&e))?;
+    }
+    Ok(())
 }

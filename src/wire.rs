@@ -1,0 +1,616 @@
+//! A minimal MySQL/MariaDB client protocol: handshake, password authentication, text
+//! queries with multiple result sets, quit.
+//!
+//! Why not the `mysql` crate: it compiles two regular expressions while parsing every
+//! handshake (over 80% of a check's instructions, measured with callgrind) and brings
+//! regex, url and idna into a binary that must stay under 3 MiB. A check lives a few
+//! milliseconds and needs a tenth of that crate, so the protocol subset lives here.
+//!
+//! Supported: protocol 4.1 handshake v10; `mysql_native_password`;
+//! `caching_sha2_password` (fast path anywhere, full authentication over the unix
+//! socket only, since over plain TCP it needs RSA or TLS). Not supported, with a clear
+//! error: TLS, compression, MariaDB `client_ed25519`/`parsec`, cleartext over TCP.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+const CLIENT_LONG_PASSWORD: u32 = 1;
+const CLIENT_LONG_FLAG: u32 = 1 << 2;
+const CLIENT_PROTOCOL_41: u32 = 1 << 9;
+const CLIENT_TRANSACTIONS: u32 = 1 << 13;
+const CLIENT_SECURE_CONNECTION: u32 = 1 << 15;
+const CLIENT_MULTI_STATEMENTS: u32 = 1 << 16;
+const CLIENT_MULTI_RESULTS: u32 = 1 << 17;
+const CLIENT_PLUGIN_AUTH: u32 = 1 << 19;
+const CLIENT_PLUGIN_AUTH_LENENC_DATA: u32 = 1 << 21;
+const SERVER_MORE_RESULTS_EXISTS: u16 = 0x0008;
+const UTF8MB4_GENERAL_CI: u8 = 45;
+const MAX_PACKET: usize = 0xff_ffff;
+
+#[derive(Debug)]
+pub enum WireError {
+    /// Socket-level failure; `connected` tells "cannot connect" from "lost it".
+    Io { err: io::Error, connected: bool },
+    /// An ERR packet from the server.
+    Server { code: u16, msg: String },
+    /// Something we do not speak (auth plugin, protocol version) or a malformed reply.
+    Unsupported(String),
+}
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WireError::Io {
+                err,
+                connected: false,
+            } => write!(f, "cannot connect: {err}"),
+            WireError::Io {
+                err,
+                connected: true,
+            } => write!(f, "connection lost: {err}"),
+            WireError::Server { code, msg } => write!(f, "error {code}: {msg}"),
+            WireError::Unsupported(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+impl WireError {
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, WireError::Io { err, .. }
+            if matches!(err.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock))
+    }
+}
+
+type Result<T> = std::result::Result<T, WireError>;
+
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn io(&mut self) -> &mut dyn ReadWrite {
+        match self {
+            Stream::Unix(s) => s,
+            Stream::Tcp(s) => s,
+        }
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// A text-protocol result set: column names and rows of nullable strings.
+#[derive(Debug, Default, Clone)]
+pub struct ResultSet {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+impl ResultSet {
+    pub fn get(&self, row: usize, col: &str) -> Option<&str> {
+        let i = self.columns.iter().position(|c| c == col)?;
+        self.rows.get(row)?.get(i)?.as_deref()
+    }
+}
+
+pub struct Conn {
+    stream: Stream,
+    seq: u8,
+    /// The server's version string from the handshake.
+    pub server_version: String,
+    pub connection_id: u32,
+    buf: Vec<u8>,
+    /// Set while a multi-statement reply still has result sets to read.
+    more: bool,
+}
+
+pub enum Target<'a> {
+    Socket(&'a Path),
+    Tcp(SocketAddr),
+}
+
+fn io_err(connected: bool) -> impl Fn(io::Error) -> WireError {
+    move |err| WireError::Io { err, connected }
+}
+
+impl Conn {
+    pub fn connect(target: Target, user: &str, password: &str, timeout: Duration) -> Result<Conn> {
+        let timeout = timeout.max(Duration::from_millis(1));
+        let stream = match target {
+            Target::Socket(p) => {
+                let s = UnixStream::connect(p).map_err(io_err(false))?;
+                s.set_read_timeout(Some(timeout)).map_err(io_err(false))?;
+                s.set_write_timeout(Some(timeout)).map_err(io_err(false))?;
+                Stream::Unix(s)
+            }
+            Target::Tcp(addr) => {
+                let s = TcpStream::connect_timeout(&addr, timeout).map_err(io_err(false))?;
+                s.set_read_timeout(Some(timeout)).map_err(io_err(false))?;
+                s.set_write_timeout(Some(timeout)).map_err(io_err(false))?;
+                let _ = s.set_nodelay(true);
+                Stream::Tcp(s)
+            }
+        };
+        let is_socket = matches!(stream, Stream::Unix(_));
+        let mut conn = Conn {
+            stream,
+            seq: 0,
+            server_version: String::new(),
+            connection_id: 0,
+            buf: Vec::with_capacity(4096),
+            more: false,
+        };
+        conn.handshake(user, password, is_socket)?;
+        Ok(conn)
+    }
+
+    fn handshake(&mut self, user: &str, password: &str, is_socket: bool) -> Result<()> {
+        // The server speaks first; an ERR here is e.g. "too many connections".
+        let pkt = self.read_packet(false)?;
+        if pkt.first() == Some(&0xff) {
+            return Err(parse_err(&pkt));
+        }
+        let mut r = Reader::new(&pkt);
+        let proto = r.u8()?;
+        if proto != 10 {
+            return Err(WireError::Unsupported(format!(
+                "handshake protocol {proto} (need 10)"
+            )));
+        }
+        self.server_version = String::from_utf8_lossy(r.nul_str()?).into_owned();
+        self.connection_id = r.u32()?;
+        let mut scramble = r.take(8)?.to_vec();
+        r.skip(1)?;
+        let caps_lo = r.u16()? as u32;
+        let _charset = r.u8()?;
+        let _status = r.u16()?;
+        let caps = caps_lo | ((r.u16()? as u32) << 16);
+        let auth_len = r.u8()? as usize;
+        r.skip(10)?;
+        if caps & CLIENT_SECURE_CONNECTION != 0 {
+            let n = auth_len.saturating_sub(8).max(13);
+            let part2 = r.take(n.min(r.remaining()))?;
+            // The last byte is a terminating NUL, not scramble.
+            scramble.extend_from_slice(part2.strip_suffix(&[0]).unwrap_or(part2));
+        }
+        let plugin = if caps & CLIENT_PLUGIN_AUTH != 0 {
+            String::from_utf8_lossy(r.nul_str().unwrap_or(b"")).into_owned()
+        } else {
+            "mysql_native_password".into()
+        };
+        if caps & CLIENT_PROTOCOL_41 == 0 {
+            return Err(WireError::Unsupported(
+                "server does not speak protocol 4.1".into(),
+            ));
+        }
+
+        let client_caps = CLIENT_LONG_PASSWORD
+            | CLIENT_LONG_FLAG
+            | CLIENT_PROTOCOL_41
+            | CLIENT_TRANSACTIONS
+            | CLIENT_SECURE_CONNECTION
+            | CLIENT_MULTI_STATEMENTS
+            | CLIENT_MULTI_RESULTS
+            | CLIENT_PLUGIN_AUTH
+            | CLIENT_PLUGIN_AUTH_LENENC_DATA;
+        let client_caps = client_caps & (caps | CLIENT_LONG_PASSWORD);
+        let token = auth_token(&plugin, password, &scramble)?;
+        let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(&client_caps.to_le_bytes());
+        out.extend_from_slice(&(MAX_PACKET as u32).to_le_bytes());
+        out.push(UTF8MB4_GENERAL_CI);
+        out.extend_from_slice(&[0u8; 23]);
+        out.extend_from_slice(user.as_bytes());
+        out.push(0);
+        put_lenenc(&mut out, token.len() as u64);
+        out.extend_from_slice(&token);
+        out.extend_from_slice(plugin.as_bytes());
+        out.push(0);
+        self.write_packet(&out)?;
+        self.auth_loop(plugin, password, is_socket)
+    }
+
+    /// Follows auth-switch and caching_sha2 exchanges until OK or ERR.
+    fn auth_loop(&mut self, mut plugin: String, password: &str, is_socket: bool) -> Result<()> {
+        for _ in 0..5 {
+            let pkt = self.read_packet(true)?;
+            match pkt.first() {
+                Some(0x00) => return Ok(()),
+                Some(0xff) => return Err(parse_err(&pkt)),
+                Some(0xfe) => {
+                    let mut r = Reader::new(&pkt[1..]);
+                    plugin = String::from_utf8_lossy(r.nul_str()?).into_owned();
+                    let data = r.rest();
+                    let scramble = data.strip_suffix(&[0]).unwrap_or(data);
+                    let token = auth_token(&plugin, password, scramble)?;
+                    self.write_packet(&token)?;
+                }
+                Some(0x01) if plugin == "caching_sha2_password" => match pkt.get(1) {
+                    Some(0x03) => {} // fast auth succeeded; OK follows
+                    Some(0x04) if is_socket => {
+                        // Full authentication: the socket is a secure channel, so the
+                        // server accepts the password itself.
+                        let mut p = password.as_bytes().to_vec();
+                        p.push(0);
+                        self.write_packet(&p)?;
+                    }
+                    _ => {
+                        return Err(WireError::Unsupported(
+                            "caching_sha2_password needs full authentication, which over TCP \
+                             requires TLS: use the unix socket, or log in once with the mysql \
+                             client to fill the server's cache"
+                                .into(),
+                        ))
+                    }
+                },
+                _ => {
+                    return Err(WireError::Unsupported(
+                        "unexpected packet during authentication".into(),
+                    ))
+                }
+            }
+        }
+        Err(WireError::Unsupported(
+            "authentication did not finish".into(),
+        ))
+    }
+
+    /// Sends `sql` (one or more statements) and returns the first result.
+    /// Call [`Conn::next_result`] for the following ones.
+    pub fn query(&mut self, sql: &str) -> Result<ResultSet> {
+        self.drain()?;
+        self.seq = 0;
+        let mut out = Vec::with_capacity(sql.len() + 1);
+        out.push(0x03);
+        out.extend_from_slice(sql.as_bytes());
+        self.write_packet(&out)?;
+        self.read_result()
+    }
+
+    /// The next result of a multi-statement query, `None` when there is none. An error
+    /// in statement N ends the reply: the server runs no statement after it.
+    pub fn next_result(&mut self) -> Option<Result<ResultSet>> {
+        if !self.more {
+            return None;
+        }
+        Some(self.read_result())
+    }
+
+    fn drain(&mut self) -> Result<()> {
+        while let Some(r) = self.next_result() {
+            if let Err(e @ WireError::Io { .. }) = r {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn read_result(&mut self) -> Result<ResultSet> {
+        self.more = false;
+        let pkt = self.read_packet(true)?;
+        match pkt.first() {
+            Some(0x00) => {
+                let mut r = Reader::new(&pkt[1..]);
+                r.lenenc()?; // affected rows
+                r.lenenc()?; // last insert id
+                self.more = r.u16()? & SERVER_MORE_RESULTS_EXISTS != 0;
+                return Ok(ResultSet::default());
+            }
+            Some(0xff) => return Err(parse_err(&pkt)),
+            Some(0xfb) => {
+                return Err(WireError::Unsupported(
+                    "LOCAL INFILE request refused".into(),
+                ))
+            }
+            _ => {}
+        }
+        let ncols = Reader::new(&pkt).lenenc()? as usize;
+        let mut set = ResultSet {
+            columns: Vec::with_capacity(ncols),
+            rows: Vec::new(),
+        };
+        for _ in 0..ncols {
+            let def = self.read_packet(true)?;
+            let mut r = Reader::new(&def);
+            for _ in 0..4 {
+                r.lenenc_bytes()?; // catalog, schema, table, org_table
+            }
+            set.columns
+                .push(String::from_utf8_lossy(r.lenenc_bytes()?).into_owned());
+        }
+        self.read_eof()?;
+        loop {
+            let row = self.read_packet(true)?;
+            match row.first() {
+                Some(0xfe) if row.len() < 9 => {
+                    let mut r = Reader::new(&row[1..]);
+                    r.u16()?; // warnings
+                    self.more = r.u16()? & SERVER_MORE_RESULTS_EXISTS != 0;
+                    return Ok(set);
+                }
+                Some(0xff) => return Err(parse_err(&row)),
+                _ => {}
+            }
+            let mut r = Reader::new(&row);
+            let mut vals = Vec::with_capacity(ncols);
+            for _ in 0..ncols {
+                if r.peek() == Some(0xfb) {
+                    r.skip(1)?;
+                    vals.push(None);
+                } else {
+                    vals.push(Some(
+                        String::from_utf8_lossy(r.lenenc_bytes()?).into_owned(),
+                    ));
+                }
+            }
+            set.rows.push(vals);
+        }
+    }
+
+    fn read_eof(&mut self) -> Result<()> {
+        let p = self.read_packet(true)?;
+        match p.first() {
+            Some(0xfe) => Ok(()),
+            Some(0xff) => Err(parse_err(&p)),
+            _ => Err(WireError::Unsupported(
+                "expected EOF after column definitions".into(),
+            )),
+        }
+    }
+
+    fn read_packet(&mut self, connected: bool) -> Result<Vec<u8>> {
+        let mut payload = Vec::new();
+        loop {
+            let mut hdr = [0u8; 4];
+            self.stream
+                .io()
+                .read_exact(&mut hdr)
+                .map_err(io_err(connected))?;
+            let len = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], 0]) as usize;
+            self.seq = hdr[3].wrapping_add(1);
+            let start = payload.len();
+            payload.resize(start + len, 0);
+            self.stream
+                .io()
+                .read_exact(&mut payload[start..])
+                .map_err(io_err(connected))?;
+            if len < MAX_PACKET {
+                return Ok(payload);
+            }
+        }
+    }
+
+    fn write_packet(&mut self, payload: &[u8]) -> Result<()> {
+        self.buf.clear();
+        let mut chunks = payload.chunks(MAX_PACKET).peekable();
+        if payload.is_empty() {
+            self.buf.extend_from_slice(&[0, 0, 0, self.seq]);
+            self.seq = self.seq.wrapping_add(1);
+        }
+        while let Some(c) = chunks.next() {
+            let len = (c.len() as u32).to_le_bytes();
+            self.buf
+                .extend_from_slice(&[len[0], len[1], len[2], self.seq]);
+            self.buf.extend_from_slice(c);
+            self.seq = self.seq.wrapping_add(1);
+            if chunks.peek().is_none() && c.len() == MAX_PACKET {
+                self.buf.extend_from_slice(&[0, 0, 0, self.seq]);
+                self.seq = self.seq.wrapping_add(1);
+            }
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let r = self.stream.io().write_all(&buf).map_err(io_err(true));
+        self.buf = buf;
+        r
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // COM_QUIT, best effort: the server would notice the closed socket anyway, but
+        // an orderly quit keeps "Aborted connections" counters meaningful.
+        self.seq = 0;
+        let _ = self.write_packet(&[0x01]);
+    }
+}
+
+fn parse_err(pkt: &[u8]) -> WireError {
+    let code = pkt
+        .get(1..3)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .unwrap_or(0);
+    let mut msg = pkt.get(3..).unwrap_or(&[]);
+    if msg.first() == Some(&b'#') && msg.len() >= 6 {
+        msg = &msg[6..];
+    }
+    WireError::Server {
+        code,
+        msg: String::from_utf8_lossy(msg).into_owned(),
+    }
+}
+
+fn auth_token(plugin: &str, password: &str, scramble: &[u8]) -> Result<Vec<u8>> {
+    if password.is_empty() {
+        return Ok(Vec::new());
+    }
+    match plugin {
+        "mysql_native_password" => {
+            // SHA1(pw) XOR SHA1(scramble + SHA1(SHA1(pw)))
+            let h1 = Sha1::digest(password.as_bytes());
+            let h2 = Sha1::digest(h1);
+            let mut h = Sha1::new();
+            h.update(scramble.get(..20).unwrap_or(scramble));
+            h.update(h2);
+            let h3 = h.finalize();
+            Ok(h1.iter().zip(h3.iter()).map(|(a, b)| a ^ b).collect())
+        }
+        "caching_sha2_password" => {
+            // SHA256(pw) XOR SHA256(SHA256(SHA256(pw)) + scramble)
+            let h1 = Sha256::digest(password.as_bytes());
+            let h2 = Sha256::digest(h1);
+            let mut h = Sha256::new();
+            h.update(h2);
+            h.update(scramble.get(..20).unwrap_or(scramble));
+            let h3 = h.finalize();
+            Ok(h1.iter().zip(h3.iter()).map(|(a, b)| a ^ b).collect())
+        }
+        other => Err(WireError::Unsupported(format!(
+            "authentication plugin '{other}' is not supported: create the monitoring account \
+             WITH mysql_native_password (or caching_sha2_password)"
+        ))),
+    }
+}
+
+fn put_lenenc(out: &mut Vec<u8>, n: u64) {
+    match n {
+        0..=250 => out.push(n as u8),
+        251..=0xffff => {
+            out.push(0xfc);
+            out.extend_from_slice(&(n as u16).to_le_bytes());
+        }
+        0x1_0000..=0xff_ffff => {
+            out.push(0xfd);
+            out.extend_from_slice(&(n as u32).to_le_bytes()[..3]);
+        }
+        _ => {
+            out.push(0xfe);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+fn short() -> WireError {
+    WireError::Unsupported("malformed packet from server".into())
+}
+
+impl<'a> Reader<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Reader { b, pos: 0 }
+    }
+    fn remaining(&self) -> usize {
+        self.b.len() - self.pos
+    }
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let s = self.b.get(self.pos..self.pos + n).ok_or_else(short)?;
+        self.pos += n;
+        Ok(s)
+    }
+    fn skip(&mut self, n: usize) -> Result<()> {
+        self.take(n).map(|_| ())
+    }
+    fn rest(&mut self) -> &'a [u8] {
+        let s = &self.b[self.pos..];
+        self.pos = self.b.len();
+        s
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn nul_str(&mut self) -> Result<&'a [u8]> {
+        let rest = &self.b[self.pos..];
+        let end = rest.iter().position(|&c| c == 0).ok_or_else(short)?;
+        self.pos += end + 1;
+        Ok(&rest[..end])
+    }
+    fn lenenc(&mut self) -> Result<u64> {
+        let first = self.u8()?;
+        Ok(match first {
+            0xfc => self.u16()? as u64,
+            0xfd => {
+                let b = self.take(3)?;
+                u32::from_le_bytes([b[0], b[1], b[2], 0]) as u64
+            }
+            0xfe => {
+                let b = self.take(8)?;
+                u64::from_le_bytes(b.try_into().map_err(|_| short())?)
+            }
+            n => n as u64,
+        })
+    }
+    fn lenenc_bytes(&mut self) -> Result<&'a [u8]> {
+        let n = self.lenenc()? as usize;
+        self.take(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lenenc_roundtrip() {
+        for n in [
+            0u64,
+            250,
+            251,
+            65535,
+            65536,
+            0xff_ffff,
+            0x100_0000,
+            u64::MAX,
+        ] {
+            let mut v = Vec::new();
+            put_lenenc(&mut v, n);
+            assert_eq!(Reader::new(&v).lenenc().unwrap(), n, "{n}");
+        }
+    }
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn auth_tokens_match_independent_computation() {
+        // Expected values computed with Python's hashlib from the documented formulas.
+        let scramble = b"abcdefghijklmnopqrst";
+        let t = auth_token("mysql_native_password", "secret", scramble).unwrap();
+        assert_eq!(hex(&t), "8817c50fa779daef010ee7577825b0847df9842e");
+        let t = auth_token("caching_sha2_password", "secret", scramble).unwrap();
+        assert_eq!(
+            hex(&t),
+            "c76e2898612a4cf042c77fa8c4702c4c64c0c2c557c53c4d75595aaa6abae809"
+        );
+        assert!(auth_token("mysql_native_password", "", scramble)
+            .unwrap()
+            .is_empty());
+        assert!(auth_token("client_ed25519", "x", scramble).is_err());
+    }
+
+    #[test]
+    fn error_packet() {
+        let mut p = vec![0xff, 0x10, 0x04, b'#'];
+        p.extend_from_slice(b"08004Too many connections");
+        match parse_err(&p) {
+            WireError::Server { code, msg } => {
+                assert_eq!(code, 1040);
+                assert_eq!(msg, "Too many connections");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
