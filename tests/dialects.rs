@@ -46,8 +46,11 @@ fn verdict(
         replica: Some(status.clone()),
         ..Observation::default()
     };
-    let mut s = Settings::default();
-    s.heartbeat_table = None; // lag from Seconds_Behind_*, as these captures carry it
+    // Lag from Seconds_Behind_*, as these captures carry it.
+    let s = Settings {
+        heartbeat_table: None,
+        ..Settings::default()
+    };
     let v = judge(&s, (role, RoleSource::Vip), obs);
     (status, v.class, v.reason)
 }
