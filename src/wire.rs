@@ -11,7 +11,7 @@
 //! socket only, since over plain TCP it needs RSA or TLS). Not supported, with a clear
 //! error: TLS, compression, MariaDB `client_ed25519`/`parsec`, cleartext over TCP.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -76,17 +76,26 @@ enum Stream {
     Tcp(TcpStream),
 }
 
-impl Stream {
-    fn io(&mut self) -> &mut dyn ReadWrite {
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Stream::Unix(s) => s,
-            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
         }
     }
 }
 
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
 
 /// A text-protocol result set: column names and rows of nullable strings.
 #[derive(Debug, Default, Clone)]
@@ -103,7 +112,8 @@ impl ResultSet {
 }
 
 pub struct Conn {
-    stream: Stream,
+    /// Buffered: a status reply is ~70 small packets, two reads each unbuffered.
+    stream: BufReader<Stream>,
     seq: u8,
     /// The server's version string from the handshake.
     pub server_version: String,
@@ -142,7 +152,7 @@ impl Conn {
         };
         let is_socket = matches!(stream, Stream::Unix(_));
         let mut conn = Conn {
-            stream,
+            stream: BufReader::with_capacity(16 * 1024, stream),
             seq: 0,
             server_version: String::new(),
             connection_id: 0,
@@ -372,7 +382,6 @@ impl Conn {
         loop {
             let mut hdr = [0u8; 4];
             self.stream
-                .io()
                 .read_exact(&mut hdr)
                 .map_err(io_err(connected))?;
             let len = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], 0]) as usize;
@@ -380,7 +389,6 @@ impl Conn {
             let start = payload.len();
             payload.resize(start + len, 0);
             self.stream
-                .io()
                 .read_exact(&mut payload[start..])
                 .map_err(io_err(connected))?;
             if len < MAX_PACKET {
@@ -408,7 +416,7 @@ impl Conn {
             }
         }
         let buf = std::mem::take(&mut self.buf);
-        let r = self.stream.io().write_all(&buf).map_err(io_err(true));
+        let r = self.stream.get_mut().write_all(&buf).map_err(io_err(true));
         self.buf = buf;
         r
     }

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Benchmark: a full keepalived-mysql-check on a healthy standby (replication running,
+# heartbeat configured and fresh) against `mariadb-admin ping` on the same server, in
+# the same run. Reports the median wall-time ratio (target <= 0.6) and the check's peak
+# RSS (target <= 4 MiB). Figures only: nothing here passes or fails on a number.
+#
+# Needs mariadb-server, mariadb-client, hyperfine and GNU time (installed by tests/run.sh).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+check=${CHECK_BIN:-$root/target/x86_64-unknown-linux-gnu/release/keepalived-mysql-check}
+[ -x "$check" ] || "$root/packaging/build-static" >/dev/null
+runs=${RUNS:-500}
+
+work=$(mktemp -d /tmp/kmysql-bench.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+mariadb-install-db --no-defaults --datadir="$work/template" --user=root \
+    --auth-root-authentication-method=normal --skip-test-db >/dev/null 2>&1
+
+start() { # id port
+    local id=$1 port=$2 d="$work/n$1"
+    cp -a "$work/template" "$d"
+    mariadbd --no-defaults --datadir="$d" --socket="$d/sock" --port="$port" \
+        --bind-address=127.0.0.1 --user=root --server-id="$id" --gtid-domain-id="$id" \
+        --log-bin="$d/binlog" --log-slave-updates --skip-name-resolve \
+        --innodb-buffer-pool-size=32M --performance-schema=OFF --skip-slave-start \
+        --log-error="$d/error.log" >/dev/null 2>&1 &
+    pids+=($!)
+    for _ in $(seq 300); do
+        mariadb-admin --no-defaults -S "$d/sock" -uroot ping >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "bench: mariadbd $id did not start" >&2; cat "$d/error.log" >&2; exit 1
+}
+sql() { mariadb --no-defaults -S "$work/n$1/sock" -uroot -N -e "$2"; }
+
+p1=$(free_port); p2=$(free_port)
+start 1 "$p1"; start 2 "$p2"
+for n in 1 2; do
+    sql $n "SET sql_log_bin=0;
+        CREATE USER monitor@localhost IDENTIFIED BY 'bench-pw';
+        GRANT SLAVE MONITOR, PROCESS ON *.* TO monitor@localhost;
+        GRANT SELECT, INSERT, UPDATE, CREATE ON keepalived_mysql.* TO monitor@localhost;
+        CREATE USER repl@'127.0.0.1' IDENTIFIED BY 'repl-pw';
+        GRANT REPLICATION SLAVE ON *.* TO repl@'127.0.0.1'; SET sql_log_bin=1;"
+done
+sql 1 "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$p2, MASTER_USER='repl', MASTER_PASSWORD='repl-pw', MASTER_USE_GTID=slave_pos; START SLAVE"
+sql 2 "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$p1, MASTER_USER='repl', MASTER_PASSWORD='repl-pw', MASTER_USE_GTID=slave_pos; START SLAVE"
+
+cnf() { # node vip
+    umask 077
+    cat > "$work/n$1.cnf" <<CNF
+[client]
+user = monitor
+password = bench-pw
+socket = $work/n$1/sock
+[keepalived-mysql]
+vip = $2
+runtime-dir = $work/run$1
+syslog-facility = none
+maintenance-file = $work/maintenance$1
+CNF
+}
+cnf 1 127.0.0.1      # holds the "VIP" (loopback is local): active, writes the heartbeat
+cnf 2 192.0.2.100    # standby
+"$check" --defaults-file="$work/n1.cnf" || { echo "bench: active check failed" >&2; exit 1; }
+sleep 1
+# Keep the heartbeat fresh during the run, as keepalived would on the active node.
+( while sleep 1; do "$check" --defaults-file="$work/n1.cnf" || true; done ) &
+pids+=($!)
+"$check" --defaults-file="$work/n2.cnf" --format text
+[ "$("$check" --defaults-file="$work/n2.cnf" >/dev/null; echo $?)" = 0 ] || { echo "bench: standby not healthy" >&2; exit 1; }
+
+hyperfine -N --warmup 50 --runs "$runs" --export-json "$work/h.json" \
+    -n check "$check --defaults-file=$work/n2.cnf" \
+    -n ping "mariadb-admin --no-defaults -S $work/n2/sock -umonitor -pbench-pw ping" >/dev/null
+
+# Peak RSS from GNU time (a fork from Python would count the interpreter's pages).
+peak=0
+for _ in $(seq 50); do
+    kb=$(/usr/bin/time -f %M "$check" --defaults-file="$work/n2.cnf" 2>&1 >/dev/null)
+    [ "$kb" -gt "$peak" ] && peak=$kb
+done
+
+python3 - "$work/h.json" "$check" "$peak" <<'PY'
+import json, os, sys
+res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+c, p = res["check"]["median"], res["ping"]["median"]
+peak = int(sys.argv[3])
+size = os.path.getsize(sys.argv[2])
+print("| measure | value | target |")
+print("|---|---|---|")
+print(f"| check median (healthy standby, heartbeat) | {c*1000:.2f} ms | |")
+print(f"| mariadb-admin ping median | {p*1000:.2f} ms | |")
+print(f"| ratio check / ping | {c/p:.2f} | <= 0.6 |")
+print(f"| check peak RSS | {peak/1024:.1f} MiB | <= 4 MiB |")
+print(f"| check binary (static, stripped) | {size/1048576:.2f} MiB | <= 3 MiB |")
+PY
