@@ -79,6 +79,26 @@ impl Class {
         }
     }
 
+    /// Short meaning, for `--help` and logs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Class::Ok => "healthy",
+            Class::Internal => "internal error",
+            Class::Usage => "bad command line",
+            Class::Config => "configuration error",
+            Class::Insecure => "option file open to other users",
+            Class::Down => "cannot connect",
+            Class::Timeout => "no answer in time",
+            Class::AccessDenied => "access denied",
+            Class::Saturated => "too many connections",
+            Class::Replication => "replication broken",
+            Class::Lag => "replication lag over max-lag",
+            Class::WritesBlocked => "writes blocked on the active node",
+            Class::Maintenance => "maintenance (drain file)",
+            Class::ServerError => "unexpected server error",
+        }
+    }
+
     /// Nagios/Icinga plugin status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     pub fn nagios(self) -> u8 {
         match self {
@@ -96,4 +116,13 @@ impl Class {
             Class::Config | Class::Insecure | Class::AccessDenied | Class::Internal
         )
     }
+}
+
+/// "Exit codes: 0 healthy, 1 internal error, ..." for `--help`.
+pub fn exit_code_summary(program: &str) -> String {
+    let codes: Vec<String> = Class::ALL
+        .iter()
+        .map(|c| format!("{} {}", c.code(), c.describe()))
+        .collect();
+    format!("Exit codes: {}. See {program}(8).", codes.join(", "))
 }

@@ -5,12 +5,12 @@ use keepalived_mysql::check::{self, PROGRAM};
 use keepalived_mysql::cli::{CommonArgs, Format};
 use keepalived_mysql::config::Settings;
 use keepalived_mysql::log::{Logger, Severity};
-use keepalived_mysql::verdict::Class;
+use keepalived_mysql::verdict::{exit_code_summary, Class};
 
 /// Replication-aware keepalived vrrp_script for a MySQL/MariaDB dual-master pair:
 /// exit 0 only when this node may hold (or take) the virtual IP.
 #[derive(Parser)]
-#[command(name = PROGRAM, version, after_help = "Exit codes: 0 ok, 1 internal, 2 usage, 3 config, 4 insecure config, 10 down, 11 timeout, 12 access denied, 13 saturated, 14 replication broken, 15 lag, 16 writes blocked, 17 maintenance, 18 server error. See keepalived-mysql-check(8).")]
+#[command(name = PROGRAM, version, after_help = exit_code_summary(PROGRAM))]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,

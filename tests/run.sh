@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The full test suite, as root on a fresh Debian 12 machine: installs what the tests
+# need, then format and lint checks, the static release build (static, stripped,
+# <= 3 MiB), every test, and the benchmark figures (reported, never asserted).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "tests/run.sh: run as root (the tests start mariadbd and use mount namespaces)" >&2
+    exit 2
+fi
+
+# mariadb-server/-client: the servers the tests start and my_print_defaults for the
+# golden files; keepalived, iproute2: lab and end-to-end tests; util-linux: unshare;
+# file: the static-build check; hyperfine, time, python3: the benchmark.
+packages=(mariadb-server mariadb-client keepalived iproute2 procps util-linux file hyperfine time python3)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "tests/run.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # Do not let the packages start the distribution's own services: the tests run their
+    # own mariadbd and keepalived instances.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d.kmysql
+    [ -e /usr/sbin/policy-rc.d ] || { cp /usr/sbin/policy-rc.d.kmysql /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; added_policy=1; }
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+    [ -z "${added_policy:-}" ] || rm -f /usr/sbin/policy-rc.d
+    rm -f /usr/sbin/policy-rc.d.kmysql
+fi
+
+echo "== cargo fmt"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+echo "== static release build"
+packaging/build-static
+echo "== tests"
+cargo test --locked
+echo "== benchmark (figures only)"
+benches/check-vs-ping.sh
