@@ -11,6 +11,7 @@ use crate::dialect::{Dialect, ReplicaStatus};
 use crate::lock::{self, LockError};
 use crate::log::{Logger, Severity};
 use crate::probe::{self, Observation, Plan, ProbeError, Stage, StageCell};
+use crate::restart;
 use crate::role::{self, Role, RoleSource};
 use crate::state::{self, now_unix, rfc3339};
 use crate::verdict::Class;
@@ -115,6 +116,7 @@ pub fn run(s: &Settings, log: &Logger) -> Verdict {
     } else {
         probe_within_deadline(s, role, start)
     };
+    hold_during_restart(s, &mut verdict);
     verdict.elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
     record(s, log, prev, &verdict, dialect);
     verdict
@@ -175,6 +177,28 @@ fn probe_within_deadline(
             };
             (v, None)
         }
+    }
+}
+
+/// With `hold-vip-during-restart = on`, the node holding the VIP stays healthy while the
+/// restart hook brings mysqld back, up to its ready deadline (the classic behaviour).
+/// Only the active node: a standby whose server is restarting must not be offered the VIP.
+fn hold_during_restart(s: &Settings, v: &mut Verdict) {
+    if v.role != Role::Active
+        || !matches!(v.class, Class::Down | Class::Timeout | Class::ServerError)
+    {
+        return;
+    }
+    let st = restart::load(s);
+    let now = now_unix();
+    if st.hold_vip && st.in_flight(now) {
+        v.notes.push(format!("{} ({})", v.reason, v.class.name()));
+        v.class = Class::Ok;
+        v.code = 0;
+        v.reason = format!(
+            "mysqld restarting, VIP held until {} (hold-vip-during-restart = on)",
+            rfc3339(st.ready_deadline.unwrap_or(now))
+        );
     }
 }
 

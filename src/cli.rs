@@ -3,9 +3,13 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, ValueEnum};
 
 use crate::config::{ConfigError, FileChoice, Settings};
+use crate::log::{Logger, Severity};
+use crate::verdict::Class;
 
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
@@ -106,10 +110,7 @@ impl CommonArgs {
             ("syslog-facility", &self.syslog_facility),
             ("maintenance-file", &self.maintenance_file),
         ];
-        pairs
-            .into_iter()
-            .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
-            .collect()
+        given(&pairs)
     }
 
     pub fn load(
@@ -120,5 +121,88 @@ impl CommonArgs {
         let mut overrides = self.overrides();
         overrides.extend(extra.iter().cloned());
         Settings::load(&self.file_choice(), program, &overrides)
+    }
+}
+
+/// Options of the restart hook (also valid in the option file).
+#[derive(Debug, Clone, Args)]
+pub struct RestartArgs {
+    /// Command that restarts mysqld, as argv (default: systemctl --no-block restart of the mariadb/mysql unit)
+    #[arg(long, value_name = "COMMAND")]
+    pub restart_command: Option<String>,
+    /// Command that withdraws this node when mysqld cannot be brought back
+    #[arg(long, value_name = "COMMAND")]
+    pub stop_command: Option<String>,
+    /// How long a restarted mysqld may take to serve again
+    #[arg(long, value_name = "DURATION")]
+    pub ready_timeout: Option<String>,
+    /// Restarts allowed within --restart-window before giving up
+    #[arg(long, value_name = "N")]
+    pub max_restarts: Option<String>,
+    /// Window of the restart budget
+    #[arg(long, value_name = "DURATION")]
+    pub restart_window: Option<String>,
+    /// Keep the VIP on this node while mysqld restarts: on or off
+    #[arg(long, value_name = "ON|OFF")]
+    pub hold_vip_during_restart: Option<String>,
+    /// Command run with the event as JSON on stdin when this node gives up
+    #[arg(long, value_name = "COMMAND")]
+    pub alert_command: Option<String>,
+}
+
+impl RestartArgs {
+    pub fn overrides(&self) -> Vec<(&'static str, String)> {
+        let pairs: [(&'static str, &Option<String>); 7] = [
+            ("restart-command", &self.restart_command),
+            ("stop-command", &self.stop_command),
+            ("ready-timeout", &self.ready_timeout),
+            ("max-restarts", &self.max_restarts),
+            ("restart-window", &self.restart_window),
+            ("hold-vip-during-restart", &self.hold_vip_during_restart),
+            ("alert-command", &self.alert_command),
+        ];
+        given(&pairs)
+    }
+}
+
+/// The flags actually given, as (option-file key, value).
+fn given(pairs: &[(&'static str, &Option<String>)]) -> Vec<(&'static str, String)> {
+    pairs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v.clone())))
+        .collect()
+}
+
+/// Parses the command line; a usage error exits 2 (help and version exit 0).
+pub fn parse_or_exit<T: Parser>() -> Result<T, ExitCode> {
+    T::try_parse().map_err(|e| {
+        let _ = e.print();
+        ExitCode::from(if e.use_stderr() {
+            Class::Usage.code()
+        } else {
+            0
+        })
+    })
+}
+
+/// Fail closed and say so where someone will look: stderr for a human, syslog for
+/// keepalived (which discards our stderr). Exit 3, or 4 for an insecure file.
+pub fn config_failure(program: &str, e: &ConfigError) -> ExitCode {
+    let msg = format!("configuration error: {e}");
+    eprintln!("{program}: {msg}");
+    Logger::new(program, &Settings::default()).log(Severity::Err, &msg);
+    ExitCode::from(crate::config_error_class(e).code())
+}
+
+/// `--print-defaults`: what the option files give `program`.
+pub fn print_defaults(common: &CommonArgs, program: &str) -> ExitCode {
+    match Settings::print_defaults(&common.file_choice(), program) {
+        Ok(lines) => {
+            for l in lines {
+                println!("{l}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => config_failure(program, &e),
     }
 }

@@ -14,6 +14,8 @@ use crate::optfile::{self, normalize_key, strip_loose, Entry, OptFileError};
 
 pub const DEFAULT_CONFIG: &str = "/etc/keepalived-mysql/keepalived-mysql.cnf";
 pub const COMMON_GROUP: &str = "keepalived-mysql";
+/// Debian 12 merges /bin into /usr/bin; keepalived gives scripts no PATH to rely on.
+pub const SYSTEMCTL: &str = "/usr/bin/systemctl";
 
 /// Keys our groups accept. Client keys are allowed there too, so a binary's own group
 /// can use other credentials than `[client]`.
@@ -30,6 +32,13 @@ pub const SETTING_KEYS: &[&str] = &[
     "syslog-facility",
     "maintenance-file",
     "on-too-many-connections",
+    "restart-command",
+    "stop-command",
+    "ready-timeout",
+    "max-restarts",
+    "restart-window",
+    "hold-vip-during-restart",
+    "alert-command",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +119,14 @@ pub struct Settings {
     pub syslog_facility: Option<u8>,
     pub maintenance_file: PathBuf,
     pub on_too_many_connections: TooManyConnections,
+    /// `None`: the systemd unit of mariadb/mysql, found when needed.
+    pub restart_command: Option<Vec<String>>,
+    pub stop_command: Vec<String>,
+    pub ready_timeout: Duration,
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+    pub hold_vip_during_restart: bool,
+    pub alert_command: Option<Vec<String>>,
 }
 
 impl Default for Settings {
@@ -134,6 +151,18 @@ impl Default for Settings {
             syslog_facility: Some(3), // daemon
             maintenance_file: PathBuf::from("/etc/keepalived-mysql/maintenance"),
             on_too_many_connections: TooManyConnections::Healthy,
+            restart_command: None,
+            stop_command: vec![
+                SYSTEMCTL.into(),
+                "--no-block".into(),
+                "stop".into(),
+                "keepalived".into(),
+            ],
+            ready_timeout: Duration::from_secs(60),
+            max_restarts: 3,
+            restart_window: Duration::from_secs(15 * 60),
+            hold_vip_during_restart: false,
+            alert_command: None,
         }
     }
 }
@@ -294,6 +323,33 @@ impl Settings {
                     }
                 }
             }
+            "restart-command" => {
+                self.restart_command = if v.is_empty() {
+                    None
+                } else {
+                    Some(parse_argv(v).map_err(bad)?)
+                }
+            }
+            "stop-command" => self.stop_command = parse_argv(v).map_err(bad)?,
+            "alert-command" => {
+                self.alert_command = if v.is_empty() {
+                    None
+                } else {
+                    Some(parse_argv(v).map_err(bad)?)
+                }
+            }
+            "ready-timeout" => self.ready_timeout = parse_duration(v).map_err(bad)?,
+            "restart-window" => self.restart_window = parse_duration(v).map_err(bad)?,
+            "max-restarts" => {
+                self.max_restarts = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= 1000)
+                    .ok_or_else(|| bad(format!("max-restarts must be 0-1000, got '{v}'")))?
+            }
+            "hold-vip-during-restart" => {
+                self.hold_vip_during_restart = parse_bool(key, v).map_err(bad)?
+            }
             _ => return Err(bad(format!("unknown option '{key}'"))),
         }
         Ok(())
@@ -335,6 +391,77 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
     }
     humantime::parse_duration(v)
         .map_err(|_| format!("'{v}' is not a duration (examples: 1500ms, 2s, 1m)"))
+}
+
+/// on/off, as my.cnf booleans also accept 1/0, true/false, yes/no.
+pub fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "on" | "1" | "true" | "yes" => Ok(true),
+        "off" | "0" | "false" | "no" => Ok(false),
+        _ => Err(format!("{key} must be on or off, got '{v}'")),
+    }
+}
+
+/// A command as argv, split like shell words (blanks separate; '...' is literal; "..."
+/// allows \" and \\) but never run through a shell. The program must be an absolute
+/// path: keepalived gives scripts no PATH to rely on.
+pub fn parse_argv(v: &str) -> Result<Vec<String>, String> {
+    let mut args = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_ascii_whitespace() => {
+                if in_word {
+                    args.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => cur.push(c),
+                        None => return Err(format!("unclosed ' in command '{v}'")),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\')) => cur.push(c),
+                            Some(c) => {
+                                cur.push('\\');
+                                cur.push(c);
+                            }
+                            None => return Err(format!("unclosed \" in command '{v}'")),
+                        },
+                        Some(c) => cur.push(c),
+                        None => return Err(format!("unclosed \" in command '{v}'")),
+                    }
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        args.push(cur);
+    }
+    match args.first() {
+        None => Err("empty command".into()),
+        Some(p) if !p.starts_with('/') => Err(format!(
+            "command must start with an absolute path (no shell, no PATH), got '{p}'"
+        )),
+        Some(_) => Ok(args),
+    }
 }
 
 /// `10M`-style sizes, as in my.cnf (K, M, G, powers of 1024).
@@ -439,6 +566,22 @@ mod tests {
         assert_eq!(parse_size("512k").unwrap(), 512 << 10);
         assert_eq!(parse_size("100").unwrap(), 100);
         assert!(parse_size("10X").is_err());
+    }
+
+    #[test]
+    fn argv() {
+        assert_eq!(
+            parse_argv("/usr/bin/docker restart mysql").unwrap(),
+            ["/usr/bin/docker", "restart", "mysql"]
+        );
+        assert_eq!(
+            parse_argv(r#"/bin/x 'a b' "c \"d\"" e\f"#).unwrap(),
+            ["/bin/x", "a b", "c \"d\"", "e\\f"]
+        );
+        assert_eq!(parse_argv("/bin/x ''").unwrap(), ["/bin/x", ""]);
+        assert!(parse_argv("docker restart").is_err());
+        assert!(parse_argv("/bin/x 'open").is_err());
+        assert!(parse_argv("  ").is_err());
     }
 
     #[test]

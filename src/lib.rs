@@ -1,14 +1,17 @@
 //! keepalived-mysql: shared library of the check, restart and notify binaries that
 //! stock keepalived runs for a MySQL/MariaDB dual-master pair.
 
+pub mod alert;
 pub mod check;
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod dialect;
 pub mod lock;
 pub mod log;
 pub mod optfile;
 pub mod probe;
+pub mod restart;
 pub mod role;
 pub mod state;
 pub mod verdict;

@@ -38,34 +38,61 @@ fn long_flags(text: &str) -> BTreeSet<String> {
     out
 }
 
+fn help(bin: &Path) -> String {
+    let out = Command::new(bin).arg("--help").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every binary: its man page's OPTIONS are exactly its --help flags, and its EXIT
+/// STATUS table the codes its --help lists.
 #[test]
-fn check_man_page_matches_help() {
-    let help = Command::new(common::check_bin())
-        .arg("--help")
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&help.stdout).into_owned();
-    let options = &help[help.find("Options:").unwrap()..help.find("Exit codes:").unwrap()];
-    let from_help = long_flags(options);
-    let page = read("man/keepalived-mysql-check.8");
-    let from_man = long_flags(&section(&page, "OPTIONS").replace("\\-", "-"));
-    assert_eq!(from_man, from_help, "man OPTIONS vs --help");
-    assert!(from_help.len() > 20, "{from_help:?}");
+fn man_pages_match_help() {
+    for (bin, page) in [
+        (common::check_bin(), "man/keepalived-mysql-check.8"),
+        (common::restart_bin(), "man/keepalived-mysql-restart.8"),
+    ] {
+        let help = help(&bin);
+        let exit_at = help.find("Exit codes:").expect("exit codes in --help");
+        let from_help = long_flags(&help[help.find("Options:").unwrap()..exit_at]);
+        let page_text = read(page);
+        let from_man = long_flags(&section(&page_text, "OPTIONS").replace("\\-", "-"));
+        assert_eq!(from_man, from_help, "{page} OPTIONS vs --help");
+        assert!(from_help.len() > 20, "{from_help:?}");
+        let help_codes: BTreeSet<u8> = help[exit_at + 11..]
+            .split(", ")
+            .filter_map(|c| c.trim().split(' ').next()?.parse().ok())
+            .collect();
+        assert_eq!(
+            exit_table(&page_text),
+            help_codes,
+            "{page} EXIT STATUS vs --help"
+        );
+    }
+}
+
+fn exit_table(page: &str) -> BTreeSet<u8> {
+    section(page, "EXIT STATUS")
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter_map(|(n, _)| n.parse().ok())
+        .collect()
 }
 
 #[test]
 fn every_exit_code_is_documented_once() {
     let codes: BTreeSet<u8> = Class::ALL.iter().map(|c| c.code()).collect();
-    let page = read("man/keepalived-mysql-check.8");
-    let table = section(&page, "EXIT STATUS");
-    let in_man: BTreeSet<u8> = table
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .filter_map(|(n, _)| n.parse().ok())
-        .collect();
-    assert_eq!(in_man, codes, "man EXIT STATUS");
+    assert_eq!(
+        exit_table(&read("man/keepalived-mysql-check.8")),
+        codes,
+        "man EXIT STATUS"
+    );
     let readme = read("README.md");
-    let in_readme: BTreeSet<u8> = readme
+    let table = &readme[readme.find("## Exit codes").unwrap()..];
+    let table = &table[..table[3..]
+        .find("\n## ")
+        .map(|i| i + 3)
+        .unwrap_or(table.len())];
+    let in_readme: BTreeSet<u8> = table
         .lines()
         .filter_map(|l| l.strip_prefix("| "))
         .filter_map(|l| l.split(' ').next())
@@ -91,13 +118,12 @@ fn every_option_file_key_is_documented() {
         .map(|s| s.to_string())
         .collect();
     assert_eq!(documented, known, "keepalived-mysql.cnf(5) keys");
-    // And every setting key is a flag of the check.
-    let help = Command::new(common::check_bin())
-        .arg("--help")
-        .output()
-        .unwrap();
-    let flags = long_flags(&String::from_utf8_lossy(&help.stdout));
+    // And every setting key is a flag of some binary.
+    let flags: BTreeSet<String> = [common::check_bin(), common::restart_bin()]
+        .iter()
+        .flat_map(|b| long_flags(&help(b)))
+        .collect();
     for k in SETTING_KEYS {
-        assert!(flags.contains(*k), "--{k} missing from --help");
+        assert!(flags.contains(*k), "--{k} missing from every --help");
     }
 }

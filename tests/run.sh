@@ -38,6 +38,10 @@ cargo clippy --locked --all-targets -- -D warnings
 echo "== static release build"
 packaging/build-static
 echo "== tests"
-cargo test --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --locked 2>&1 | tee "$log"
 echo "== benchmark (figures only)"
 benches/check-vs-ping.sh
+# One closing line for the whole suite.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

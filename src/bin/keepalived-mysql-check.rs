@@ -2,10 +2,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use keepalived_mysql::check::{self, PROGRAM};
-use keepalived_mysql::cli::{CommonArgs, Format};
-use keepalived_mysql::config::Settings;
-use keepalived_mysql::log::{Logger, Severity};
-use keepalived_mysql::verdict::{exit_code_summary, Class};
+use keepalived_mysql::cli::{self, CommonArgs, Format};
+use keepalived_mysql::log::Logger;
+use keepalived_mysql::verdict::exit_code_summary;
 
 /// Replication-aware keepalived vrrp_script for a MySQL/MariaDB dual-master pair:
 /// exit 0 only when this node may hold (or take) the virtual IP.
@@ -23,38 +22,24 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match cli::parse_or_exit() {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                Class::Usage.code()
-            } else {
-                0
-            });
-        }
+        Err(code) => return code,
     };
+    if cli.common.print_defaults {
+        return cli::print_defaults(&cli.common, PROGRAM);
+    }
     let extra: Vec<_> = cli
         .on_too_many_connections
         .clone()
         .map(|v| ("on-too-many-connections", v))
         .into_iter()
         .collect();
-    if cli.common.print_defaults {
-        return match Settings::print_defaults(&cli.common.file_choice(), PROGRAM) {
-            Ok(lines) => {
-                println!("{}", lines.join("\n"));
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail_config(&e),
-        };
-    }
     let settings = match cli.common.load(PROGRAM, &extra) {
         Ok(s) => s,
-        Err(e) => return fail_config(&e),
+        Err(e) => return cli::config_failure(PROGRAM, &e),
     };
-    let log = Logger::new(PROGRAM, &settings);
-    let v = check::run(&settings, &log);
+    let v = check::run(&settings, &Logger::new(PROGRAM, &settings));
     let code = match cli.format {
         Format::Quiet => v.code,
         Format::Text => {
@@ -71,13 +56,4 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(code)
-}
-
-/// Fail closed and say so where someone will look: stderr for a human, syslog for
-/// keepalived (which discards our stderr).
-fn fail_config(e: &keepalived_mysql::config::ConfigError) -> ExitCode {
-    let msg = format!("configuration error: {e}");
-    eprintln!("{PROGRAM}: {msg}");
-    Logger::new(PROGRAM, &Settings::default()).log(Severity::Err, &msg);
-    ExitCode::from(keepalived_mysql::config_error_class(e).code())
 }

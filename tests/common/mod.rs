@@ -129,49 +129,134 @@ impl Mariadb {
         m
     }
 
-    fn spawn(&mut self) {
+    /// The mariadbd command line of this instance.
+    fn command_line(&self) -> Vec<String> {
         let data = self.dir.path().join("data");
         let id = self.server_id;
-        let mut cmd = Command::new(sbin("mariadbd"));
-        cmd.arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--socket={}", self.socket.display()))
-            .arg(format!("--port={}", self.port))
-            .arg(format!(
-                "--pid-file={}",
-                self.dir.path().join("mysqld.pid").display()
-            ))
-            .arg(format!(
+        let mut args = vec![
+            sbin("mariadbd").display().to_string(),
+            "--no-defaults".into(),
+            format!("--datadir={}", data.display()),
+            format!("--socket={}", self.socket.display()),
+            format!("--port={}", self.port),
+            format!("--pid-file={}", self.pid_file().display()),
+            format!(
                 "--log-error={}",
                 self.dir.path().join("error.log").display()
-            ))
-            .arg(format!(
+            ),
+            format!(
                 "--log-bin={}",
                 self.dir.path().join("data/binlog").display()
-            ))
-            .arg(format!("--server-id={id}"))
-            .arg(format!("--gtid-domain-id={id}"))
-            .arg(format!("--auto-increment-offset={id}"))
-            .args([
-                "--user=root",
-                "--bind-address=127.0.0.1",
-                "--skip-name-resolve",
-                "--log-slave-updates",
-                "--auto-increment-increment=2",
-                "--innodb-buffer-pool-size=16M",
-                "--innodb-log-file-size=8M",
-                "--performance-schema=OFF",
-                "--skip-slave-start",
-            ])
-            .args(&self.extra_args)
+            ),
+            format!("--server-id={id}"),
+            format!("--gtid-domain-id={id}"),
+            format!("--auto-increment-offset={id}"),
+        ];
+        for a in [
+            "--user=root",
+            "--bind-address=127.0.0.1",
+            "--skip-name-resolve",
+            "--log-slave-updates",
+            "--auto-increment-increment=2",
+            "--innodb-buffer-pool-size=16M",
+            "--innodb-log-file-size=8M",
+            "--performance-schema=OFF",
+            "--skip-slave-start",
+        ] {
+            args.push(a.into());
+        }
+        args.extend(self.extra_args.iter().cloned());
+        args
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.dir.path().join("mysqld.pid")
+    }
+
+    fn spawn(&mut self) {
+        let argv = self.command_line();
+        let child = Command::new(&argv[0])
+            .args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        self.child = Some(cmd.spawn().expect("start mariadbd"));
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mariadbd");
+        self.child = Some(child);
+    }
+
+    /// A restart-command for keepalived-mysql-restart: counts its runs in
+    /// `restarts.log`, waits `delay_ms`, then starts this server again (or, with
+    /// `fail`, exits 1 without starting anything).
+    pub fn restart_script(&self, delay_ms: u64, fail: bool) -> PathBuf {
+        let path = self.dir.path().join(if fail {
+            "restart-fail.sh"
+        } else {
+            "restart.sh"
+        });
+        let argv: Vec<String> = self
+            .command_line()
+            .iter()
+            .map(|a| format!("'{a}'"))
+            .collect();
+        let body = if fail {
+            format!(
+                "#!/bin/sh\necho restart >> {}\nexit 1\n",
+                self.restarts_log().display()
+            )
+        } else {
+            format!(
+                "#!/bin/sh\necho restart >> {}\nsleep {}\nexec {} >/dev/null 2>&1\n",
+                self.restarts_log().display(),
+                delay_ms as f64 / 1000.0,
+                argv.join(" ")
+            )
+        };
+        fs::write(&path, body).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    pub fn restarts_log(&self) -> PathBuf {
+        self.dir.path().join("restarts.log")
+    }
+
+    /// How many times the restart script ran.
+    pub fn restarts(&self) -> usize {
+        fs::read_to_string(self.restarts_log())
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+
+    /// The running server's pid, whoever started it (the pid file).
+    pub fn server_pid(&self) -> Option<i32> {
+        let pid: i32 = fs::read_to_string(self.pid_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        alive(pid).then_some(pid)
+    }
+
+    pub fn serving(&self) -> bool {
+        self.try_root().is_some()
+    }
+
+    pub fn wait_serving(&self, limit: Duration) -> bool {
+        let t = Instant::now();
+        while t.elapsed() < limit {
+            if self.serving() {
+                return true;
+            }
+            sleep(Duration::from_millis(100));
+        }
+        false
     }
 
     pub fn pid(&self) -> i32 {
-        self.child.as_ref().expect("running").id() as i32
+        self.server_pid()
+            .or_else(|| self.child.as_ref().map(|c| c.id() as i32))
+            .expect("running")
     }
 
     fn wait_ready(&mut self, limit: Duration) {
@@ -276,7 +361,19 @@ impl Mariadb {
         }
     }
 
+    /// SIGKILL, whether the test or a restart script started the server, and wait
+    /// until it is gone.
     pub fn kill(&mut self) {
+        if let Some(pid) = self.server_pid() {
+            unsafe {
+                libc::kill(pid, libc::SIGCONT);
+                libc::kill(pid, libc::SIGKILL);
+            }
+            let t = Instant::now();
+            while alive(pid) && t.elapsed() < Duration::from_secs(10) {
+                sleep(Duration::from_millis(20));
+            }
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -292,14 +389,41 @@ impl Mariadb {
 
 impl Drop for Mariadb {
     fn drop(&mut self) {
-        if let Some(c) = self.child.as_ref() {
-            // A frozen server ignores SIGKILL until continued? No, but be tidy.
-            unsafe {
-                libc::kill(c.id() as i32, libc::SIGCONT);
-            }
-        }
         self.kill();
     }
+}
+
+/// A process that exists and is not a zombie (an orphaned server may wait to be reaped).
+pub fn alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+pub fn restart_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_keepalived-mysql-restart"))
+}
+
+/// A stop-command for tests: counts its runs in `file`.
+pub fn counting_script(dir: &Path, name: &str, file: &Path) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(
+        &path,
+        format!("#!/bin/sh\necho \"$(date +%s.%N)\" >> {}\n", file.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+pub fn lines(file: &Path) -> Vec<String> {
+    fs::read_to_string(file)
+        .map(|s| s.lines().map(String::from).collect())
+        .unwrap_or_default()
 }
 
 /// Two servers replicating from each other (server ids 1 and 2), both threads running.
@@ -361,6 +485,10 @@ impl NodeConfig {
     pub fn check(&self, args: &[&str]) -> CheckRun {
         run_check(&self.cnf, args)
     }
+
+    pub fn restart(&self, args: &[&str]) -> CheckRun {
+        run_bin(&restart_bin(), &self.cnf, args)
+    }
 }
 
 pub fn write_private(path: &Path, body: &str) {
@@ -377,8 +505,12 @@ pub struct CheckRun {
 }
 
 pub fn run_check(cnf: &Path, args: &[&str]) -> CheckRun {
+    run_bin(&check_bin(), cnf, args)
+}
+
+pub fn run_bin(bin: &Path, cnf: &Path, args: &[&str]) -> CheckRun {
     let t = Instant::now();
-    let out: Output = Command::new(check_bin())
+    let out: Output = Command::new(bin)
         .arg(format!("--defaults-file={}", cnf.display()))
         .args(args)
         .stdin(Stdio::null())

@@ -1,0 +1,54 @@
+//! Running configured commands: argv only (never a shell), detached, never waited for.
+
+use std::io::{self, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+/// Starts `argv` in a process group of its own and returns its pid without waiting.
+///
+/// Its own group: keepalived SIGKILLs a timed-out script's group, which must not take a
+/// half-done `docker restart` or an alert mail with it. Not waited for: our run must stay
+/// short, and a `systemctl stop keepalived` would kill us while we wait.
+pub fn spawn_detached(
+    argv: &[String],
+    stdin: Option<&[u8]>,
+    env: &[(&str, String)],
+) -> io::Result<u32> {
+    let (prog, args) = argv
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
+        .current_dir("/")
+        .process_group(0)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn()?;
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // Small payloads fit the pipe buffer; a reader that exits early is its business.
+        let _ = pipe.write_all(data);
+    }
+    Ok(child.id())
+}
+
+/// argv for humans and logs.
+pub fn display(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

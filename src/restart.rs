@@ -1,0 +1,398 @@
+//! Restart-then-stop: bring a dead mysqld back once, wait until it really serves, and
+//! if it cannot, withdraw this node (stop keepalived) so the VIP moves.
+//!
+//! Every invocation is short and idempotent. The whole story lives in a small state
+//! machine in `runtime-dir/restart.json` (written atomically), so a run killed at any
+//! point leaves a state the next run understands:
+//!
+//! ```text
+//! idle --(server down, budget left)--> restarting --(serves again)--> idle
+//!                                          |
+//!   (budget exhausted) ---------------> gave-up <--(not ready by ready-timeout)
+//! ```
+//!
+//! The attempt is recorded *before* the restart command starts: a run killed in between
+//! costs at most one restart that never happened (caught by ready-timeout), never a
+//! second restart.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::alert;
+use crate::command;
+use crate::config::{Settings, SYSTEMCTL};
+use crate::lock::{self, LockError};
+use crate::log::{Logger, Severity};
+use crate::probe;
+use crate::state::{self, now_unix, rfc3339};
+use crate::verdict::Class;
+use crate::wire::Conn;
+
+pub const PROGRAM: &str = "keepalived-mysql-restart";
+pub const STATE_FILE: &str = "restart.json";
+pub const LOCK_FILE: &str = "restart.lock";
+const REPEAT_LOG_SECS: f64 = 60.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    #[default]
+    Idle,
+    Restarting,
+    GaveUp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct RestartState {
+    pub phase: Phase,
+    /// Start times of the restarts still inside `restart-window` (the budget).
+    #[serde(default)]
+    pub attempts: Vec<f64>,
+    /// When the current restart was issued, and until when it may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_issued: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_deadline: Option<f64>,
+    /// Copied from the config at restart time, so the check (which reads other option
+    /// groups) honours what the restart hook was configured with.
+    #[serde(default)]
+    pub hold_vip: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_issued: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub last_logged: f64,
+    #[serde(default)]
+    pub updated: f64,
+}
+
+impl RestartState {
+    /// A restart whose readiness window is still open.
+    pub fn in_flight(&self, now: f64) -> bool {
+        self.phase == Phase::Restarting && self.ready_deadline.is_some_and(|d| now < d)
+    }
+}
+
+/// What one invocation did; its exit code tells keepalived's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server answers (or is alive but hung: not ours to kill).
+    Serving,
+    /// A restart is in flight (issued now or earlier).
+    Restarting,
+    /// This node gave up: the stop action has been issued.
+    GaveUp,
+    /// Another copy holds the lock.
+    Busy,
+}
+
+impl Outcome {
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Serving => 0,
+            Outcome::Restarting | Outcome::Busy => 20,
+            Outcome::GaveUp => 21,
+        }
+    }
+}
+
+pub fn state_path(s: &Settings) -> PathBuf {
+    s.state_path(STATE_FILE)
+}
+
+pub fn load(s: &Settings) -> RestartState {
+    state::read_json(&state_path(s)).unwrap_or_default()
+}
+
+/// Whether the server answers. Only "cannot connect" counts as dead: a server that
+/// accepts but does not answer may be in crash recovery or a long flush, and killing it
+/// is a human's call (the check moves the VIP meanwhile). Access denied or too many
+/// connections also prove it is alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Liveness {
+    Serving,
+    Hung(String),
+    Dead(String),
+}
+
+pub fn liveness(s: &Settings) -> Liveness {
+    match probe::connect(s, s.timeout).and_then(|mut c: Conn| {
+        c.query("SELECT 1")
+            .map(|_| ())
+            .map_err(|e| probe::classify(&e))
+    }) {
+        Ok(()) => Liveness::Serving,
+        Err(e) if e.class == Class::Down => Liveness::Dead(e.msg),
+        Err(e) if e.class == Class::Timeout => Liveness::Hung(e.msg),
+        Err(_) => Liveness::Serving,
+    }
+}
+
+pub fn run(s: &Settings, log: &Logger) -> Result<Outcome, String> {
+    lock::ensure_dir(&s.runtime_dir)
+        .map_err(|e| format!("runtime-dir {}: {e}", s.runtime_dir.display()))?;
+    let _lock = match lock::try_lock(&s.state_path(LOCK_FILE)) {
+        Ok(l) => l,
+        Err(LockError::Busy) => return Ok(Outcome::Busy),
+        Err(LockError::Io(e)) => return Err(format!("lock file: {e}")),
+    };
+    let mut st = load(s);
+    let now = now_unix();
+    let window = s.restart_window.as_secs_f64();
+    st.attempts.retain(|t| now - t < window);
+
+    let live = liveness(s);
+    if let Liveness::Serving = live {
+        if st.phase != Phase::Idle {
+            let took = st.restart_issued.map(|t| now - t).unwrap_or(0.0);
+            let msg = match st.phase {
+                Phase::Restarting => format!("mysqld serves again {took:.1}s after the restart"),
+                _ => "mysqld serves again after this node gave up; budget kept (--reset clears it)"
+                    .into(),
+            };
+            log.log(Severity::Notice, &msg);
+            st.phase = Phase::Idle;
+            st.restart_issued = None;
+            st.ready_deadline = None;
+            st.stop_issued = None;
+            st.reason = Some(msg);
+            st.last_logged = now;
+        }
+        save(s, &mut st, now);
+        return Ok(Outcome::Serving);
+    }
+    if let Liveness::Hung(why) = &live {
+        if now - st.last_logged >= REPEAT_LOG_SECS {
+            log.log(
+                Severity::Warning,
+                &format!("mysqld does not answer, not restarting a hung server: {why}"),
+            );
+            st.last_logged = now;
+        }
+        save(s, &mut st, now);
+        return Ok(Outcome::Serving);
+    }
+    let Liveness::Dead(why) = live else {
+        unreachable!()
+    };
+
+    match st.phase {
+        Phase::Idle => {
+            if st.attempts.len() as u32 >= s.max_restarts {
+                let reason = format!(
+                    "mysqld is down and {} restarts in the last {} used the budget (max-restarts {}): crash loop? {why}",
+                    st.attempts.len(),
+                    humantime::format_duration(Duration::from_secs_f64(window)),
+                    s.max_restarts
+                );
+                return Ok(give_up(s, log, &mut st, now, reason));
+            }
+            let argv = match restart_argv(s) {
+                Ok(a) => a,
+                Err(e) => {
+                    return Ok(give_up(
+                        s,
+                        log,
+                        &mut st,
+                        now,
+                        format!("mysqld is down and {e}"),
+                    ))
+                }
+            };
+            st.phase = Phase::Restarting;
+            st.attempts.push(now);
+            st.restart_issued = Some(now);
+            st.ready_deadline = Some(now + s.ready_timeout.as_secs_f64());
+            st.hold_vip = s.hold_vip_during_restart;
+            st.command = Some(command::display(&argv));
+            st.reason = Some(why.clone());
+            st.stop_issued = None;
+            // Recorded first: whatever happens next, no second restart for this attempt.
+            save(s, &mut st, now);
+            let started = command::spawn_detached(&argv, None, &[]);
+            let msg = match &started {
+                Ok(pid) => format!(
+                    "mysqld is down ({why}); restart {}/{} issued: {} (pid {pid})",
+                    st.attempts.len(),
+                    s.max_restarts,
+                    command::display(&argv)
+                ),
+                Err(e) => format!(
+                    "mysqld is down ({why}); restart command {} failed to start: {e}",
+                    command::display(&argv)
+                ),
+            };
+            log.log(Severity::Warning, &msg);
+            st.last_logged = now;
+            save(s, &mut st, now);
+            Ok(Outcome::Restarting)
+        }
+        Phase::Restarting => {
+            let deadline = st.ready_deadline.unwrap_or(now);
+            if now < deadline {
+                return Ok(Outcome::Restarting);
+            }
+            let reason = format!(
+                "mysqld not serving {} after the restart ({}): {why}",
+                humantime::format_duration(Duration::from_secs(s.ready_timeout.as_secs())),
+                st.command.clone().unwrap_or_default()
+            );
+            Ok(give_up(s, log, &mut st, now, reason))
+        }
+        Phase::GaveUp => {
+            // The stop action ran once; running it again would fight an operator who
+            // started keepalived by hand.
+            if now - st.last_logged >= REPEAT_LOG_SECS {
+                log.log(
+                    Severity::Err,
+                    &format!(
+                        "still down, gave up at {}: fix mysqld, then keepalived-mysql-restart --reset",
+                        rfc3339(st.stop_issued.unwrap_or(st.updated))
+                    ),
+                );
+                st.last_logged = now;
+                save(s, &mut st, now);
+            }
+            Ok(Outcome::GaveUp)
+        }
+    }
+}
+
+/// Logs, alerts, records, and runs the stop action: the last thing this run does, since
+/// stopping keepalived kills its scripts.
+fn give_up(s: &Settings, log: &Logger, st: &mut RestartState, now: f64, reason: String) -> Outcome {
+    let stop = command::display(&s.stop_command);
+    let msg = format!("{reason}; withdrawing this node: {stop}");
+    log.log(Severity::Err, &msg);
+    alert::raise(
+        s,
+        log,
+        PROGRAM,
+        "gave-up",
+        &msg,
+        json!({ "attempts": st.attempts.len(), "stop_command": stop }),
+    );
+    st.phase = Phase::GaveUp;
+    st.stop_issued = Some(now);
+    st.reason = Some(reason);
+    st.last_logged = now;
+    save(s, st, now);
+    if let Err(e) = command::spawn_detached(&s.stop_command, None, &[]) {
+        log.log(
+            Severity::Err,
+            &format!("stop-command {stop} failed to start: {e}"),
+        );
+    }
+    Outcome::GaveUp
+}
+
+fn save(s: &Settings, st: &mut RestartState, now: f64) {
+    st.updated = now;
+    let _ = state::write_json(&state_path(s), st);
+}
+
+/// The configured restart command, or `systemctl --no-block restart` of the MariaDB or
+/// MySQL unit installed here. `--no-block`: we do not wait inside keepalived's process
+/// group for a restart that may take longer than the script timeout.
+pub fn restart_argv(s: &Settings) -> Result<Vec<String>, String> {
+    if let Some(a) = &s.restart_command {
+        return Ok(a.clone());
+    }
+    let unit =
+        find_unit().ok_or("no restart-command set and no mariadb/mysql systemd unit found")?;
+    Ok(vec![
+        SYSTEMCTL.into(),
+        "--no-block".into(),
+        "restart".into(),
+        unit,
+    ])
+}
+
+fn find_unit() -> Option<String> {
+    const DIRS: [&str; 4] = [
+        "/etc/systemd/system",
+        "/run/systemd/system",
+        "/lib/systemd/system",
+        "/usr/lib/systemd/system",
+    ];
+    const UNITS: [&str; 3] = ["mariadb.service", "mysql.service", "mysqld.service"];
+    UNITS
+        .iter()
+        .find(|u| DIRS.iter().any(|d| Path::new(d).join(u).exists()))
+        .map(|u| u.to_string())
+}
+
+/// Clears the budget and any give-up, after an operator fixed the cause.
+pub fn reset(s: &Settings, log: &Logger) -> Result<(), String> {
+    lock::ensure_dir(&s.runtime_dir)
+        .map_err(|e| format!("runtime-dir {}: {e}", s.runtime_dir.display()))?;
+    // A running copy finishes in well under a second; wait for it rather than race it.
+    let mut tries = 0;
+    let _lock = loop {
+        match lock::try_lock(&s.state_path(LOCK_FILE)) {
+            Ok(l) => break l,
+            Err(LockError::Busy) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(LockError::Busy) => {
+                return Err("another keepalived-mysql-restart keeps the lock".into())
+            }
+            Err(LockError::Io(e)) => return Err(format!("lock file: {e}")),
+        }
+    };
+    let now = now_unix();
+    let mut st = RestartState {
+        reason: Some("reset by operator".into()),
+        ..RestartState::default()
+    };
+    save(s, &mut st, now);
+    log.log(
+        Severity::Notice,
+        "restart budget and state reset by operator",
+    );
+    Ok(())
+}
+
+/// `--status` for humans.
+pub fn status_text(s: &Settings, st: &RestartState) -> String {
+    let now = now_unix();
+    let window = s.restart_window.as_secs_f64();
+    let used = st.attempts.iter().filter(|t| now - **t < window).count();
+    let mut out = vec![format!(
+        "phase: {}",
+        match st.phase {
+            Phase::Idle => "idle",
+            Phase::Restarting => "restarting",
+            Phase::GaveUp => "gave-up",
+        }
+    )];
+    out.push(format!(
+        "budget: {used} of {} restarts used in the last {}",
+        s.max_restarts,
+        humantime::format_duration(Duration::from_secs(s.restart_window.as_secs()))
+    ));
+    if let Some(t) = st.restart_issued {
+        out.push(format!(
+            "restart issued: {} ({})",
+            rfc3339(t),
+            st.command.clone().unwrap_or_default()
+        ));
+    }
+    if let Some(t) = st.ready_deadline {
+        out.push(format!("ready deadline: {}", rfc3339(t)));
+    }
+    if let Some(t) = st.stop_issued {
+        out.push(format!("stop issued: {}", rfc3339(t)));
+    }
+    if let Some(r) = &st.reason {
+        out.push(format!("reason: {r}"));
+    }
+    out.join("\n")
+}

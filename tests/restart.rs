@@ -1,0 +1,255 @@
+//! keepalived-mysql-restart against a real mariadbd: the restart and stop commands are
+//! small scripts (one starts this test's server again, one counts stop actions).
+
+mod common;
+
+use std::fs;
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const SERVING: i32 = 0;
+const RESTARTING: i32 = 20;
+const GAVE_UP: i32 = 21;
+
+struct Rig {
+    db: Mariadb,
+    node: NodeConfig,
+    aux: tempfile::TempDir,
+}
+
+impl Rig {
+    fn new(extra: &str, delay_ms: u64, fail: bool) -> Rig {
+        let db = Mariadb::start(1);
+        let script = db.restart_script(delay_ms, fail);
+        let aux = tempfile::tempdir().unwrap();
+        let stop = counting_script(aux.path(), "stop.sh", &aux.path().join("stops.log"));
+        let node = NodeConfig::new(
+            &db,
+            true,
+            &format!(
+                "[keepalived-mysql-restart]\nrestart-command = {}\nstop-command = {}\n{extra}",
+                script.display(),
+                stop.display()
+            ),
+        );
+        Rig { db, node, aux }
+    }
+
+    /// One line per stop action run.
+    fn stops(&self) -> Vec<String> {
+        lines(&self.aux.path().join("stops.log"))
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::from_str(&fs::read_to_string(self.node.path("run/restart.json")).unwrap())
+            .unwrap()
+    }
+
+    /// Runs the hook every 200 ms until it returns `code` or `limit` passes.
+    fn until(&self, code: i32, limit: Duration) -> i32 {
+        let t = Instant::now();
+        loop {
+            let r = self.node.restart(&[]);
+            if r.code == code || t.elapsed() > limit {
+                return r.code;
+            }
+            sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[test]
+fn killed_server_is_restarted_once_and_state_cleared() {
+    let mut rig = Rig::new("ready-timeout = 30s", 0, false);
+    assert_eq!(rig.node.restart(&[]).code, SERVING);
+    assert_eq!(rig.db.restarts(), 0);
+    rig.db.kill();
+    assert_eq!(rig.node.restart(&[]).code, RESTARTING);
+    assert_eq!(rig.state()["phase"], "restarting");
+    assert_eq!(rig.until(SERVING, Duration::from_secs(30)), SERVING);
+    assert_eq!(rig.db.restarts(), 1, "exactly one restart");
+    assert!(rig.db.serving());
+    assert_eq!(rig.state()["phase"], "idle");
+    assert!(rig.stops().is_empty());
+    let status = rig.node.restart(&["--status"]);
+    assert!(
+        status.stdout.contains("budget: 1 of 3 restarts used"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        rig.node.log().contains("serves again"),
+        "{}",
+        rig.node.log()
+    );
+}
+
+#[test]
+fn twenty_copies_issue_one_restart() {
+    let mut rig = Rig::new("ready-timeout = 30s", 500, false);
+    rig.db.kill();
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            Command::new(restart_bin())
+                .arg(format!("--defaults-file={}", rig.node.cnf.display()))
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let codes: Vec<i32> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
+        .collect();
+    assert!(
+        codes.iter().all(|c| *c == RESTARTING || *c == SERVING),
+        "{codes:?}"
+    );
+    assert_eq!(rig.until(SERVING, Duration::from_secs(30)), SERVING);
+    assert_eq!(rig.db.restarts(), 1, "one restart command for 20 copies");
+}
+
+#[test]
+fn failed_restart_stops_keepalived_once_after_ready_timeout() {
+    let mut rig = Rig::new("ready-timeout = 2s", 0, true);
+    rig.db.kill();
+    let t0 = Instant::now();
+    assert_eq!(rig.node.restart(&[]).code, RESTARTING);
+    let mut stopped_at = None;
+    while t0.elapsed() < Duration::from_millis(3500) {
+        let code = rig.node.restart(&[]).code;
+        if !rig.stops().is_empty() && stopped_at.is_none() {
+            stopped_at = Some(t0.elapsed());
+            assert_eq!(code, GAVE_UP);
+        }
+        sleep(Duration::from_millis(100));
+    }
+    let at = stopped_at.expect("stop action ran");
+    assert!(
+        at >= Duration::from_secs(2),
+        "stop action before ready-timeout: {at:?}"
+    );
+    assert_eq!(rig.stops().len(), 1, "stop action exactly once");
+    assert_eq!(rig.db.restarts(), 1);
+    assert_eq!(rig.state()["phase"], "gave-up");
+    // An operator fixes it: the server serves again, and --reset clears the budget.
+    rig.db.restart();
+    assert_eq!(rig.node.restart(&[]).code, SERVING);
+    assert_eq!(rig.node.restart(&["--reset"]).code, 0);
+    assert_eq!(rig.state()["attempts"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn crash_loop_exhausts_the_budget() {
+    let mut rig = Rig::new(
+        "ready-timeout = 30s\nmax-restarts = 2\nrestart-window = 10m",
+        0,
+        false,
+    );
+    for _ in 0..2 {
+        rig.db.kill();
+        assert_eq!(rig.node.restart(&[]).code, RESTARTING);
+        assert_eq!(rig.until(SERVING, Duration::from_secs(30)), SERVING);
+    }
+    rig.db.kill();
+    let r = rig.node.restart(&[]);
+    assert_eq!(r.code, GAVE_UP, "{r:?}");
+    sleep(Duration::from_millis(300));
+    assert_eq!(rig.db.restarts(), 2, "no third restart");
+    assert_eq!(rig.stops().len(), 1);
+    assert!(rig.node.log().contains("crash loop"), "{}", rig.node.log());
+    // Giving up is final: later runs neither restart nor stop again.
+    assert_eq!(rig.node.restart(&[]).code, GAVE_UP);
+    assert_eq!(rig.stops().len(), 1);
+}
+
+#[test]
+fn sigkill_at_random_points_never_double_restarts() {
+    let mut rig = Rig::new("ready-timeout = 4s\nmax-restarts = 100", 0, false);
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    eprintln!("seed {seed}");
+    for _ in 0..25 {
+        if rig.db.serving() {
+            rig.db.kill();
+        }
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = Duration::from_micros((seed >> 33) % 15_000);
+        let mut child = Command::new(restart_bin())
+            .arg(format!("--defaults-file={}", rig.node.cnf.display()))
+            .spawn()
+            .unwrap();
+        sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        // Whatever point it died at, the state file is whole (or not yet written).
+        if let Ok(text) = fs::read_to_string(rig.node.path("run/restart.json")) {
+            serde_json::from_str::<serde_json::Value>(&text)
+                .unwrap_or_else(|e| panic!("{e}: {text}"));
+        }
+    }
+    // Left alone, the hook converges: serving again, or withdrawn after ready-timeout.
+    let t = Instant::now();
+    let mut code = rig.node.restart(&[]).code;
+    while code == RESTARTING && t.elapsed() < Duration::from_secs(30) {
+        sleep(Duration::from_millis(200));
+        code = rig.node.restart(&[]).code;
+    }
+    assert!(code == SERVING || code == GAVE_UP, "{code}");
+    if code == GAVE_UP {
+        assert_eq!(rig.stops().len(), 1);
+    }
+    let attempts = rig.state()["attempts"].as_array().unwrap().len();
+    assert!(
+        rig.db.restarts() <= attempts,
+        "{} restart commands for {attempts} recorded attempts",
+        rig.db.restarts()
+    );
+}
+
+#[test]
+fn hold_vip_during_restart_decides_the_check() {
+    for (hold, expect) in [("on", 0), ("off", 10)] {
+        let mut rig = Rig::new(
+            &format!("ready-timeout = 20s\nhold-vip-during-restart = {hold}"),
+            2000,
+            false,
+        );
+        rig.db.kill();
+        assert_eq!(rig.node.restart(&[]).code, RESTARTING);
+        let r = rig.node.check(&["--format", "text"]);
+        assert_eq!(r.code, expect, "hold {hold}: {r:?}");
+        if hold == "on" {
+            assert!(r.stdout.contains("VIP held until"), "{}", r.stdout);
+            // A standby whose server is restarting is never offered the VIP, even
+            // reading the same restart state.
+            let run = format!("runtime-dir = {}", rig.node.path("run").display());
+            let standby = NodeConfig::new(&rig.db, false, &run);
+            assert_eq!(standby.check(&[]).code, 10);
+        }
+        assert_eq!(rig.until(SERVING, Duration::from_secs(20)), SERVING);
+        assert_eq!(rig.node.check(&[]).code, 0);
+    }
+}
+
+#[test]
+fn hung_server_is_not_restarted() {
+    let rig = Rig::new("ready-timeout = 30s\ntimeout = 500ms", 0, false);
+    rig.db.signal(libc::SIGSTOP);
+    let r = rig.node.restart(&[]);
+    rig.db.signal(libc::SIGCONT);
+    assert_eq!(r.code, SERVING, "{r:?}");
+    assert_eq!(rig.db.restarts(), 0);
+    assert!(
+        rig.node.log().contains("not restarting a hung server"),
+        "{}",
+        rig.node.log()
+    );
+}
