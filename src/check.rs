@@ -271,6 +271,10 @@ pub fn judge(s: &Settings, role: (Role, RoleSource), obs: Observation) -> Verdic
     if let Some(p) = r.io_problem() {
         return fail(v, Class::Replication, p);
     }
+    if !obs.read_only {
+        v.notes
+            .push("read_only=OFF on a node without the VIP (demotion not done?)".into());
+    }
     let caught_up = r.applied_all_received();
     let lag = match (s.heartbeat_table.is_some(), obs.heartbeat_age) {
         (true, Some(age)) => Some(age),

@@ -92,9 +92,24 @@ impl CommonArgs {
         }
     }
 
+    /// The option-file flags as given, to pass on to another of our programs.
+    pub fn file_args(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(f) = &self.defaults_file {
+            out.push(format!("--defaults-file={}", f.display()));
+        }
+        if let Some(f) = &self.defaults_extra_file {
+            out.push(format!("--defaults-extra-file={}", f.display()));
+        }
+        if self.no_defaults {
+            out.push("--no-defaults".into());
+        }
+        out
+    }
+
     /// The flags given, as (option-file key, value).
     pub fn overrides(&self) -> Vec<(&'static str, String)> {
-        let pairs: [(&'static str, &Option<String>); 14] = [
+        given(&[
             ("user", &self.user),
             ("socket", &self.socket),
             ("host", &self.host),
@@ -109,8 +124,7 @@ impl CommonArgs {
             ("log-keep", &self.log_keep),
             ("syslog-facility", &self.syslog_facility),
             ("maintenance-file", &self.maintenance_file),
-        ];
-        given(&pairs)
+        ])
     }
 
     pub fn load(
@@ -152,7 +166,7 @@ pub struct RestartArgs {
 
 impl RestartArgs {
     pub fn overrides(&self) -> Vec<(&'static str, String)> {
-        let pairs: [(&'static str, &Option<String>); 7] = [
+        given(&[
             ("restart-command", &self.restart_command),
             ("stop-command", &self.stop_command),
             ("ready-timeout", &self.ready_timeout),
@@ -160,8 +174,7 @@ impl RestartArgs {
             ("restart-window", &self.restart_window),
             ("hold-vip-during-restart", &self.hold_vip_during_restart),
             ("alert-command", &self.alert_command),
-        ];
-        given(&pairs)
+        ])
     }
 }
 
@@ -204,5 +217,49 @@ pub fn print_defaults(common: &CommonArgs, program: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => config_failure(program, &e),
+    }
+}
+
+/// Options of the notify hook (also valid in the option file).
+#[derive(Debug, Clone, Args)]
+pub struct NotifyArgs {
+    /// Longest wait for replication catch-up before opening writes
+    #[arg(long, value_name = "DURATION")]
+    pub catchup_timeout: Option<String>,
+    /// When catch-up times out: stay-read-only or open
+    #[arg(long, value_name = "ACTION")]
+    pub on_catchup_timeout: Option<String>,
+    /// Peer's IP address: on promotion, first wait for its binary log when it answers
+    #[arg(long, value_name = "ADDR")]
+    pub peer_host: Option<String>,
+    /// Peer's TCP port
+    #[arg(long, value_name = "PORT")]
+    pub peer_port: Option<String>,
+    /// Users whose sessions survive a demotion (comma-separated)
+    #[arg(long, value_name = "USERS")]
+    pub keep_sessions_of: Option<String>,
+    /// On FAULT, also run keepalived-mysql-restart: on or off
+    #[arg(long, value_name = "ON|OFF")]
+    pub restart_on_fault: Option<String>,
+    /// Command run with each alert as JSON on stdin
+    #[arg(long, value_name = "COMMAND")]
+    pub alert_command: Option<String>,
+    /// The same alert at most once per this interval
+    #[arg(long, value_name = "DURATION")]
+    pub alert_interval: Option<String>,
+}
+
+impl NotifyArgs {
+    pub fn overrides(&self) -> Vec<(&'static str, String)> {
+        given(&[
+            ("catchup-timeout", &self.catchup_timeout),
+            ("on-catchup-timeout", &self.on_catchup_timeout),
+            ("peer-host", &self.peer_host),
+            ("peer-port", &self.peer_port),
+            ("keep-sessions-of", &self.keep_sessions_of),
+            ("restart-on-fault", &self.restart_on_fault),
+            ("alert-command", &self.alert_command),
+            ("alert-interval", &self.alert_interval),
+        ])
     }
 }

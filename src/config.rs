@@ -39,6 +39,13 @@ pub const SETTING_KEYS: &[&str] = &[
     "restart-window",
     "hold-vip-during-restart",
     "alert-command",
+    "alert-interval",
+    "catchup-timeout",
+    "on-catchup-timeout",
+    "peer-host",
+    "peer-port",
+    "keep-sessions-of",
+    "restart-on-fault",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +134,15 @@ pub struct Settings {
     pub restart_window: Duration,
     pub hold_vip_during_restart: bool,
     pub alert_command: Option<Vec<String>>,
+    /// The same alert is raised at most once per interval.
+    pub alert_interval: Duration,
+    pub catchup_timeout: Duration,
+    /// Open writes when catch-up times out (`open`), or stay read-only (default).
+    pub open_on_catchup_timeout: bool,
+    pub peer_host: Option<IpAddr>,
+    pub peer_port: u16,
+    pub keep_sessions_of: Vec<String>,
+    pub restart_on_fault: bool,
 }
 
 impl Default for Settings {
@@ -163,6 +179,13 @@ impl Default for Settings {
             restart_window: Duration::from_secs(15 * 60),
             hold_vip_during_restart: false,
             alert_command: None,
+            alert_interval: Duration::from_secs(300),
+            catchup_timeout: Duration::from_secs(30),
+            open_on_catchup_timeout: false,
+            peer_host: None,
+            peer_port: 3306,
+            keep_sessions_of: Vec::new(),
+            restart_on_fault: false,
         }
     }
 }
@@ -279,13 +302,7 @@ impl Settings {
             "password" => self.password = Some(v.to_string()),
             "socket" => self.socket = Some(path(v)?),
             "host" => self.host = Some(v.to_string()),
-            "port" => {
-                self.port = v
-                    .parse()
-                    .ok()
-                    .filter(|p| *p != 0)
-                    .ok_or_else(|| bad(format!("port must be 1-65535, got '{v}'")))?
-            }
+            "port" => self.port = parse_port(key, v).map_err(bad)?,
             "timeout" => self.timeout = parse_duration(v).map_err(bad)?,
             "max-lag" => self.max_lag = parse_duration(v).map_err(bad)?,
             "heartbeat-table" => self.heartbeat_table = parse_table(v).map_err(bad)?,
@@ -350,6 +367,39 @@ impl Settings {
             "hold-vip-during-restart" => {
                 self.hold_vip_during_restart = parse_bool(key, v).map_err(bad)?
             }
+            "restart-on-fault" => self.restart_on_fault = parse_bool(key, v).map_err(bad)?,
+            "alert-interval" => self.alert_interval = parse_duration(v).map_err(bad)?,
+            "catchup-timeout" => self.catchup_timeout = parse_duration(v).map_err(bad)?,
+            "on-catchup-timeout" => {
+                self.open_on_catchup_timeout = match v {
+                    "stay-read-only" => false,
+                    "open" => true,
+                    _ => {
+                        return Err(bad(format!(
+                            "on-catchup-timeout must be 'stay-read-only' or 'open', got '{v}'"
+                        )))
+                    }
+                }
+            }
+            "peer-host" => {
+                self.peer_host = if v.is_empty() {
+                    None
+                } else {
+                    Some(v.parse().map_err(|_| {
+                        bad(format!(
+                            "peer-host must be an IP address (static binary: no DNS), got '{v}'"
+                        ))
+                    })?)
+                }
+            }
+            "peer-port" => self.peer_port = parse_port(key, v).map_err(bad)?,
+            "keep-sessions-of" => {
+                self.keep_sessions_of = v
+                    .split(',')
+                    .map(|u| u.trim().to_string())
+                    .filter(|u| !u.is_empty())
+                    .collect()
+            }
             _ => return Err(bad(format!("unknown option '{key}'"))),
         }
         Ok(())
@@ -391,6 +441,13 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
     }
     humantime::parse_duration(v)
         .map_err(|_| format!("'{v}' is not a duration (examples: 1500ms, 2s, 1m)"))
+}
+
+fn parse_port(key: &str, v: &str) -> Result<u16, String> {
+    v.parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("{key} must be 1-65535, got '{v}'"))
 }
 
 /// on/off, as my.cnf booleans also accept 1/0, true/false, yes/no.
@@ -566,6 +623,30 @@ mod tests {
         assert_eq!(parse_size("512k").unwrap(), 512 << 10);
         assert_eq!(parse_size("100").unwrap(), 100);
         assert!(parse_size("10X").is_err());
+    }
+
+    /// Every key the groups accept has a parser (a key listed without one would pass
+    /// the group check and then fail as "unknown").
+    #[test]
+    fn every_known_key_parses() {
+        let sample = |k: &str| match k {
+            "user" | "password" | "keep-sessions-of" => "x",
+            "socket" | "runtime-dir" | "log-file" | "maintenance-file" => "/x",
+            "host" | "vip" | "peer-host" => "192.0.2.1",
+            "port" | "peer-port" | "log-keep" | "max-restarts" => "3",
+            "heartbeat-table" => "a.b",
+            "log-max-size" => "1M",
+            "syslog-facility" => "daemon",
+            "on-too-many-connections" => "fail",
+            "on-catchup-timeout" => "open",
+            "hold-vip-during-restart" | "restart-on-fault" => "on",
+            "restart-command" | "stop-command" | "alert-command" => "/bin/true",
+            _ => "2s",
+        };
+        for k in CLIENT_KEYS.iter().chain(SETTING_KEYS) {
+            let mut s = Settings::default();
+            assert_eq!(s.set(k, Some(sample(k)), "test"), Ok(()), "{k}");
+        }
     }
 
     #[test]

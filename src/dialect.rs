@@ -66,6 +66,37 @@ impl Dialect {
         }
     }
 
+    /// Writes off: on MySQL `super_read_only` (which implies `read_only`) also stops
+    /// SUPER users; MariaDB has only `read_only`.
+    pub fn writes_sql(&self, open: bool) -> &'static str {
+        match (self.flavor, open) {
+            (Flavor::MySQL, false) => "SET GLOBAL super_read_only = ON",
+            // Turning read_only off clears super_read_only too.
+            (_, true) => "SET GLOBAL read_only = OFF",
+            (Flavor::MariaDB, false) => "SET GLOBAL read_only = ON",
+        }
+    }
+
+    /// Everything this server has in its binary log, as a GTID position/set.
+    pub fn binlog_gtid_sql(&self) -> &'static str {
+        match self.flavor {
+            Flavor::MariaDB => "SELECT @@gtid_binlog_pos AS pos",
+            Flavor::MySQL => "SELECT @@gtid_executed AS pos",
+        }
+    }
+
+    /// Waits (inside the server) until `pos` is applied here; the result is 0 when it
+    /// is, non-zero on timeout.
+    pub fn gtid_wait_sql(&self, pos: &str, timeout: f64) -> String {
+        let pos = pos.replace(['\\', '\''], "");
+        match self.flavor {
+            Flavor::MariaDB => format!("SELECT MASTER_GTID_WAIT('{pos}', {timeout:.3}) AS r"),
+            Flavor::MySQL => {
+                format!("SELECT WAIT_FOR_EXECUTED_GTID_SET('{pos}', {timeout:.3}) AS r")
+            }
+        }
+    }
+
     /// Interprets one row of the replica status, given as column name -> value.
     pub fn parse_status(&self, row: &HashMap<String, Option<String>>) -> ReplicaStatus {
         let text = |name: &str| row.get(name).cloned().flatten().unwrap_or_default();

@@ -9,6 +9,7 @@ pub mod config;
 pub mod dialect;
 pub mod lock;
 pub mod log;
+pub mod notify;
 pub mod optfile;
 pub mod probe;
 pub mod restart;

@@ -245,9 +245,16 @@ pub fn run(s: &Settings, log: &Logger) -> Result<Outcome, String> {
             );
             Ok(give_up(s, log, &mut st, now, reason))
         }
+        Phase::GaveUp if st.stop_issued.is_none() => {
+            log.log(
+                Severity::Err,
+                "previous run died while giving up: issuing the stop action again",
+            );
+            Ok(issue_stop(s, log, &mut st, now))
+        }
         Phase::GaveUp => {
-            // The stop action ran once; running it again would fight an operator who
-            // started keepalived by hand.
+            // The stop action ran; running it again would fight an operator who started
+            // keepalived by hand.
             if now - st.last_logged >= REPEAT_LOG_SECS {
                 log.log(
                     Severity::Err,
@@ -266,6 +273,11 @@ pub fn run(s: &Settings, log: &Logger) -> Result<Outcome, String> {
 
 /// Logs, alerts, records, and runs the stop action: the last thing this run does, since
 /// stopping keepalived kills its scripts.
+///
+/// At least once, unlike the restart: the give-up is recorded, the stop started, and
+/// only then confirmed (`stop_issued`). A run killed in between leaves an unconfirmed
+/// give-up, and the next run issues the stop again: a second `systemctl stop` is
+/// harmless, a missing one is not.
 fn give_up(s: &Settings, log: &Logger, st: &mut RestartState, now: f64, reason: String) -> Outcome {
     let stop = command::display(&s.stop_command);
     let msg = format!("{reason}; withdrawing this node: {stop}");
@@ -279,16 +291,23 @@ fn give_up(s: &Settings, log: &Logger, st: &mut RestartState, now: f64, reason: 
         json!({ "attempts": st.attempts.len(), "stop_command": stop }),
     );
     st.phase = Phase::GaveUp;
-    st.stop_issued = Some(now);
+    st.stop_issued = None;
     st.reason = Some(reason);
     st.last_logged = now;
     save(s, st, now);
+    issue_stop(s, log, st, now)
+}
+
+fn issue_stop(s: &Settings, log: &Logger, st: &mut RestartState, now: f64) -> Outcome {
     if let Err(e) = command::spawn_detached(&s.stop_command, None, &[]) {
+        let stop = command::display(&s.stop_command);
         log.log(
             Severity::Err,
             &format!("stop-command {stop} failed to start: {e}"),
         );
     }
+    st.stop_issued = Some(now);
+    save(s, st, now);
     Outcome::GaveUp
 }
 

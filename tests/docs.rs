@@ -50,6 +50,7 @@ fn man_pages_match_help() {
     for (bin, page) in [
         (common::check_bin(), "man/keepalived-mysql-check.8"),
         (common::restart_bin(), "man/keepalived-mysql-restart.8"),
+        (common::notify_bin(), "man/keepalived-mysql-notify.8"),
     ] {
         let help = help(&bin);
         let exit_at = help.find("Exit codes:").expect("exit codes in --help");
@@ -119,10 +120,14 @@ fn every_option_file_key_is_documented() {
         .collect();
     assert_eq!(documented, known, "keepalived-mysql.cnf(5) keys");
     // And every setting key is a flag of some binary.
-    let flags: BTreeSet<String> = [common::check_bin(), common::restart_bin()]
-        .iter()
-        .flat_map(|b| long_flags(&help(b)))
-        .collect();
+    let flags: BTreeSet<String> = [
+        common::check_bin(),
+        common::restart_bin(),
+        common::notify_bin(),
+    ]
+    .iter()
+    .flat_map(|b| long_flags(&help(b)))
+    .collect();
     for k in SETTING_KEYS {
         assert!(flags.contains(*k), "--{k} missing from every --help");
     }

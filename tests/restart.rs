@@ -204,7 +204,14 @@ fn sigkill_at_random_points_never_double_restarts() {
     }
     assert!(code == SERVING || code == GAVE_UP, "{code}");
     if code == GAVE_UP {
-        assert_eq!(rig.stops().len(), 1);
+        // At least once: a run killed between recording the give-up and starting the
+        // stop leaves it to the next run (see give_up).
+        let t = Instant::now();
+        while rig.stops().is_empty() && t.elapsed() < Duration::from_secs(5) {
+            sleep(Duration::from_millis(50)); // started detached, not waited for
+        }
+        assert!(!rig.stops().is_empty(), "gave up without a stop action");
+        assert!(rig.state()["stop_issued"].is_f64());
     }
     let attempts = rig.state()["attempts"].as_array().unwrap().len();
     assert!(

@@ -17,6 +17,8 @@ use tempfile::TempDir;
 
 pub const MONITOR_USER: &str = "monitor";
 pub const MONITOR_PASS: &str = "mon#pw;1";
+pub const NOTIFY_USER: &str = "notifier";
+pub const NOTIFY_PASS: &str = "notify-pw";
 pub const APP_USER: &str = "app";
 pub const APP_PASS: &str = "apppw";
 
@@ -121,6 +123,10 @@ impl Mariadb {
              GRANT SELECT, INSERT, UPDATE, CREATE ON keepalived_mysql.* TO '{MONITOR_USER}'@'localhost', '{MONITOR_USER}'@'127.0.0.1'; \
              CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'replpw'; \
              GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'; \
+             CREATE USER '{NOTIFY_USER}'@'localhost' IDENTIFIED BY '{NOTIFY_PASS}'; \
+             CREATE USER '{NOTIFY_USER}'@'127.0.0.1' IDENTIFIED BY '{NOTIFY_PASS}'; \
+             GRANT READ_ONLY ADMIN, CONNECTION ADMIN, PROCESS, SLAVE MONITOR ON *.* \
+               TO '{NOTIFY_USER}'@'localhost', '{NOTIFY_USER}'@'127.0.0.1'; \
              CREATE USER '{APP_USER}'@'localhost' IDENTIFIED BY '{APP_PASS}'; \
              GRANT ALL ON app.* TO '{APP_USER}'@'localhost'; \
              SET sql_log_bin = 1"
@@ -404,6 +410,10 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+pub fn notify_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_keepalived-mysql-notify"))
+}
+
 pub fn restart_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_keepalived-mysql-restart"))
 }
@@ -488,6 +498,25 @@ impl NodeConfig {
 
     pub fn restart(&self, args: &[&str]) -> CheckRun {
         run_bin(&restart_bin(), &self.cnf, args)
+    }
+
+    pub fn notify(&self, args: &[&str]) -> CheckRun {
+        run_bin(&notify_bin(), &self.cnf, args)
+    }
+
+    pub fn notify_spawn(&self, args: &[&str]) -> Child {
+        Command::new(notify_bin())
+            .arg(format!("--defaults-file={}", self.cnf.display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    pub fn notify_state(&self) -> serde_json::Value {
+        let text = fs::read_to_string(self.path("run/notify.json")).unwrap_or_else(|_| "{}".into());
+        serde_json::from_str(&text).expect("valid JSON")
     }
 }
 

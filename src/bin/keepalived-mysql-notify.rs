@@ -1,0 +1,71 @@
+use std::process::ExitCode;
+use std::thread;
+
+use clap::Parser;
+use keepalived_mysql::cli::{self, CommonArgs, NotifyArgs};
+use keepalived_mysql::log::{Logger, Severity};
+use keepalived_mysql::notify::{self, Outcome, VrrpState, PROGRAM, STOP_BUDGET};
+use keepalived_mysql::verdict::Class;
+
+/// keepalived notify hook for a MySQL/MariaDB dual-master pair: on MASTER, lets
+/// replication catch up and then opens writes; on BACKUP, FAULT and STOP, sets
+/// read_only and drops client sessions. Records every event.
+#[derive(Parser)]
+#[command(
+    name = PROGRAM,
+    version,
+    after_help = "Arguments: STATE (notify_master \"keepalived-mysql-notify master\" etc.), or \
+                  INSTANCE|GROUP NAME STATE [PRIORITY] as keepalived's generic notify appends them.\n\
+                  Exit codes: 0 done (or stale/superseded event ignored), 1 internal error, \
+                  2 bad command line, 3 configuration error, 4 option file open to other users, \
+                  12 access denied or missing privilege, 30 promotion stayed read-only (catch-up incomplete), \
+                  31 mysqld unreachable (demotion pending). See keepalived-mysql-notify(8)."
+)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    notify: NotifyArgs,
+    /// MASTER, BACKUP, FAULT, STOP (any case), or keepalived's four notify arguments
+    #[arg(value_name = "EVENT", num_args = 0..=4)]
+    event: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = match cli::parse_or_exit() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if cli.common.print_defaults {
+        return cli::print_defaults(&cli.common, PROGRAM);
+    }
+    let event = match notify::parse_event(&cli.event) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{PROGRAM}: {e}");
+            return ExitCode::from(Class::Usage.code());
+        }
+    };
+    let settings = match cli.common.load(PROGRAM, &cli.notify.overrides()) {
+        Ok(s) => s,
+        Err(e) => return cli::config_failure(PROGRAM, &e),
+    };
+    let log = Logger::new(PROGRAM, &settings);
+    if event.state == VrrpState::Stop {
+        // keepalived SIGKILLs a STOP hook after 1 s: end on our own terms before that.
+        let log = log.clone();
+        thread::spawn(move || {
+            thread::sleep(STOP_BUDGET);
+            log.log(Severity::Err, "STOP: demotion did not finish within 900 ms");
+            std::process::exit(Outcome::Unreachable.code().into());
+        });
+    }
+    match notify::run(&settings, &log, event, &cli.common.file_args()) {
+        Ok(o) => ExitCode::from(o.code()),
+        Err(e) => {
+            log.log(Severity::Err, &e);
+            eprintln!("{PROGRAM}: {e}");
+            ExitCode::from(Class::Internal.code())
+        }
+    }
+}

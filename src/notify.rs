@@ -1,0 +1,785 @@
+//! Promotion and demotion on VRRP transitions.
+//!
+//! keepalived forks notify hooks concurrently, possibly out of order, and never waits
+//! for them (except STOP: 1 s). So every event is first recorded under a short lock with
+//! a sequence number; then the hook acts on the real current state (whether this node
+//! holds the VIP), and a promotion, whose catch-up wait holds no lock, opens writes
+//! only if, under the lock, its event is still the newest and the VIP still here. A
+//! demotion recorded meanwhile can therefore never be undone by a stale promotion.
+
+use std::path::PathBuf;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::alert;
+use crate::command;
+use crate::config::{Endpoint, Settings};
+use crate::dialect::{Dialect, Flavor};
+use crate::lock::{self, Lock, LockError};
+use crate::log::{Logger, Severity};
+use crate::probe::{self, ProbeError};
+use crate::role;
+use crate::state::{self, now_unix, rfc3339};
+use crate::verdict::Class;
+use crate::wire::{Conn, ResultSet, WireError};
+
+pub const PROGRAM: &str = "keepalived-mysql-notify";
+pub const STATE_FILE: &str = "notify.json";
+pub const LOCK_FILE: &str = "notify.lock";
+const HISTORY: usize = 100;
+/// keepalived SIGKILLs a STOP hook after 1 s; finish before that.
+pub const STOP_BUDGET: Duration = Duration::from_millis(900);
+/// A demotion that cannot reach mysqld keeps trying this long (unless superseded).
+const DEMOTION_RETRY_FOR: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum VrrpState {
+    Master,
+    Backup,
+    Fault,
+    Stop,
+    Deleted,
+}
+
+impl VrrpState {
+    pub fn parse(v: &str) -> Option<VrrpState> {
+        match v.to_ascii_uppercase().as_str() {
+            "MASTER" => Some(VrrpState::Master),
+            "BACKUP" => Some(VrrpState::Backup),
+            "FAULT" => Some(VrrpState::Fault),
+            "STOP" => Some(VrrpState::Stop),
+            "DELETED" => Some(VrrpState::Deleted),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            VrrpState::Master => "MASTER",
+            VrrpState::Backup => "BACKUP",
+            VrrpState::Fault => "FAULT",
+            VrrpState::Stop => "STOP",
+            VrrpState::Deleted => "DELETED",
+        }
+    }
+
+    fn demotes(self) -> bool {
+        self != VrrpState::Master
+    }
+}
+
+/// One keepalived event, from either argument style.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub state: VrrpState,
+    /// `INSTANCE VI_1` or `GROUP G1` with the generic `notify` hook.
+    pub instance: Option<String>,
+    pub priority: Option<u32>,
+}
+
+/// `master` (notify_master etc.) or `INSTANCE|GROUP NAME STATE [PRIORITY]` (notify).
+pub fn parse_event(args: &[String]) -> Result<Event, String> {
+    let bad_state = |v: &str| format!("unknown state '{v}' (MASTER, BACKUP, FAULT, STOP, DELETED)");
+    match args {
+        [state] => Ok(Event {
+            state: VrrpState::parse(state).ok_or_else(|| bad_state(state))?,
+            instance: None,
+            priority: None,
+        }),
+        [kind, name, state, rest @ ..] if rest.len() <= 1 => {
+            if !matches!(kind.as_str(), "INSTANCE" | "GROUP") {
+                return Err(format!("expected INSTANCE or GROUP, got '{kind}'"));
+            }
+            let priority = match rest.first() {
+                Some(p) => Some(p.parse().map_err(|_| format!("bad priority '{p}'"))?),
+                None => None,
+            };
+            Ok(Event {
+                state: VrrpState::parse(state).ok_or_else(|| bad_state(state))?,
+                instance: Some(format!("{kind} {name}")),
+                priority,
+            })
+        }
+        _ => Err(
+            "expected STATE, or INSTANCE|GROUP NAME STATE [PRIORITY] as keepalived's notify passes"
+                .into(),
+        ),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct HistoryEntry {
+    pub seq: u64,
+    pub time: String,
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took_ms: Option<f64>,
+}
+
+/// `runtime-dir/notify.json`: the role acted on (read by the check) and the history.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct NotifyRecord {
+    /// The VRRP state last acted on (not stale events).
+    #[serde(default)]
+    pub state: String,
+    /// Every event received.
+    #[serde(default)]
+    pub seq: u64,
+    /// The newest event that acts (not stale): what "superseded" compares against.
+    #[serde(default)]
+    pub act_seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    #[serde(default)]
+    pub demotion_pending: bool,
+    #[serde(default)]
+    pub since: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_catchup_ms: Option<f64>,
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+    #[serde(default)]
+    pub alerts: std::collections::BTreeMap<String, f64>,
+}
+
+/// What the run ended with; its exit code is for humans (keepalived ignores it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// Stale (contradicted by the VIP) or superseded by a newer event: nothing done.
+    Ignored,
+    /// Promotion: catch-up did not finish in time, writes stay off.
+    StayedReadOnly,
+    /// mysqld could not be reached: the demotion is recorded as pending.
+    Unreachable,
+    /// Our account may not do it (access denied, missing privilege).
+    Refused,
+}
+
+impl Outcome {
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Done | Outcome::Ignored => 0,
+            Outcome::Refused => Class::AccessDenied.code(),
+            Outcome::StayedReadOnly => 30,
+            Outcome::Unreachable => 31,
+        }
+    }
+}
+
+struct Ctx<'a> {
+    s: &'a Settings,
+    log: &'a Logger,
+    event: Event,
+    seq: u64,
+    start: Instant,
+}
+
+/// How long to wait for the notify lock: holders keep it for milliseconds, but STOP has
+/// only 1 s in all.
+fn lock_wait(state: VrrpState) -> Duration {
+    if state == VrrpState::Stop {
+        Duration::from_millis(300)
+    } else {
+        Duration::from_secs(10)
+    }
+}
+
+pub fn state_path(s: &Settings) -> PathBuf {
+    s.state_path(STATE_FILE)
+}
+
+pub fn load(s: &Settings) -> NotifyRecord {
+    state::read_json(&state_path(s)).unwrap_or_default()
+}
+
+/// Runs `f` on the record under the notify lock and saves it. Waits for the lock (other
+/// holders keep it for milliseconds), at most `wait`.
+fn with_record<T>(
+    s: &Settings,
+    wait: Duration,
+    f: impl FnOnce(&mut NotifyRecord) -> T,
+) -> Result<T, String> {
+    let _lock = acquire(s, wait)?;
+    let mut rec = load(s);
+    let out = f(&mut rec);
+    if rec.history.len() > HISTORY {
+        let cut = rec.history.len() - HISTORY;
+        rec.history.drain(..cut);
+    }
+    state::write_json(&state_path(s), &rec)
+        .map_err(|e| format!("{}: {e}", state_path(s).display()))?;
+    Ok(out)
+}
+
+fn acquire(s: &Settings, wait: Duration) -> Result<Lock, String> {
+    let t = Instant::now();
+    loop {
+        match lock::try_lock(&s.state_path(LOCK_FILE)) {
+            Ok(l) => return Ok(l),
+            Err(LockError::Busy) if t.elapsed() < wait => sleep(Duration::from_millis(5)),
+            Err(LockError::Busy) => return Err("notify lock busy".into()),
+            Err(LockError::Io(e)) => return Err(format!("lock file: {e}")),
+        }
+    }
+}
+
+impl Ctx<'_> {
+    fn lock_wait(&self) -> Duration {
+        lock_wait(self.event.state)
+    }
+
+    fn ms(&self) -> f64 {
+        self.start.elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// Updates our history entry (and anything else) under the lock.
+    fn finish(&self, action: &str, update: impl FnOnce(&mut NotifyRecord)) {
+        let took = self.ms();
+        let seq = self.seq;
+        let _ = with_record(self.s, self.lock_wait(), |rec| {
+            if let Some(h) = rec.history.iter_mut().rev().find(|h| h.seq == seq) {
+                h.action = action.to_string();
+                h.took_ms = Some(took);
+            }
+            update(rec);
+        });
+    }
+
+    fn superseded(&self) -> bool {
+        load(self.s).act_seq != self.seq
+    }
+
+    fn alert(&self, kind: &str, msg: &str) {
+        let now = now_unix();
+        let interval = self.s.alert_interval.as_secs_f64();
+        let due = with_record(self.s, self.lock_wait(), |rec| {
+            let last = rec.alerts.get(kind).copied().unwrap_or(0.0);
+            if now - last >= interval {
+                rec.alerts.insert(kind.to_string(), now);
+                true
+            } else {
+                false
+            }
+        })
+        // Better a duplicate alert than a lost one.
+        .unwrap_or(true);
+        if due {
+            alert::raise(
+                self.s,
+                self.log,
+                PROGRAM,
+                kind,
+                msg,
+                json!({ "state": self.event.state.name(), "priority": self.event.priority, "instance": self.event.instance }),
+            );
+        }
+    }
+}
+
+pub fn run(
+    s: &Settings,
+    log: &Logger,
+    event: Event,
+    restart_args: &[String],
+) -> Result<Outcome, String> {
+    let start = Instant::now();
+    lock::ensure_dir(&s.runtime_dir)
+        .map_err(|e| format!("runtime-dir {}: {e}", s.runtime_dir.display()))?;
+    let now = now_unix();
+    let wait = lock_wait(event.state);
+    // The real state: keepalived adds the VIP before MASTER hooks and removes it before
+    // the others, so an event that contradicts the VIP was overtaken by a later one. A
+    // stale event is recorded but supersedes nothing.
+    let stale = s.vip.and_then(|vip| {
+        let holds = role::local_addresses().contains(&vip);
+        (holds != (event.state == VrrpState::Master)).then(|| {
+            format!(
+                "{} event ignored as stale: this node {} {vip}",
+                event.state.name(),
+                if holds { "holds" } else { "does not hold" }
+            )
+        })
+    });
+    let seq = with_record(s, wait, |rec| {
+        rec.seq += 1;
+        if stale.is_none() {
+            rec.act_seq = rec.seq;
+        }
+        rec.history.push(HistoryEntry {
+            seq: rec.seq,
+            time: rfc3339(now),
+            event: event.state.name().into(),
+            instance: event.instance.clone(),
+            priority: event.priority,
+            action: if stale.is_some() { "stale" } else { "received" }.into(),
+            took_ms: None,
+        });
+        rec.seq
+    })?;
+    if let Some(msg) = stale {
+        log.log(Severity::Notice, &msg);
+        return Ok(Outcome::Ignored);
+    }
+    let ctx = Ctx {
+        s,
+        log,
+        event,
+        seq,
+        start,
+    };
+    if ctx.event.state.demotes() {
+        Ok(demote(&ctx, restart_args))
+    } else {
+        Ok(promote(&ctx))
+    }
+}
+
+fn connect(s: &Settings, timeout: Duration) -> Result<Conn, ProbeError> {
+    probe::connect(s, timeout)
+}
+
+fn peer_settings(s: &Settings) -> Option<Settings> {
+    let ip = s.peer_host?;
+    let mut p = s.clone();
+    p.host = Some(ip.to_string());
+    p.port = s.peer_port;
+    debug_assert!(matches!(p.endpoint(), Ok(Endpoint::Tcp(..))));
+    Some(p)
+}
+
+/// Read-only first (so nothing new commits), then drop client sessions so applications
+/// reconnect through the VIP. Retries while mysqld does not answer.
+fn demote(ctx: &Ctx, restart_args: &[String]) -> Outcome {
+    let s = ctx.s;
+    let name = ctx.event.state.name();
+    let mut announced = false;
+    let retry_until = ctx.start + DEMOTION_RETRY_FOR;
+    if ctx.event.state == VrrpState::Fault && s.restart_on_fault {
+        start_restart_hook(ctx, restart_args);
+    }
+    loop {
+        let attempt = connect(s, s.timeout).and_then(|mut conn| {
+            let d = Dialect::from_version(&conn.server_version);
+            set_read_only(ctx, &mut conn, &d).map(|done| (conn, done))
+        });
+        match attempt {
+            Ok((_, false)) => {
+                ctx.log.log(
+                    Severity::Notice,
+                    &format!("{name}: superseded by a newer event before demoting"),
+                );
+                ctx.finish("superseded", |_| {});
+                return Outcome::Ignored;
+            }
+            Ok((mut conn, true)) => {
+                let killed = kill_client_sessions(ctx, &mut conn);
+                let msg = format!(
+                    "{name}: demoted: read_only=ON, {killed} client session(s) killed, took {:.0} ms",
+                    ctx.ms()
+                );
+                ctx.log.log(Severity::Notice, &msg);
+                ctx.finish(
+                    &format!("demoted: read_only=ON, {killed} sessions killed"),
+                    |_| {},
+                );
+                if ctx.event.state == VrrpState::Fault || announced {
+                    ctx.alert("demoted", &msg);
+                }
+                return Outcome::Done;
+            }
+            Err(e) if matches!(e.class, Class::Down | Class::Timeout) => {
+                if !announced {
+                    announced = true;
+                    let msg = format!(
+                        "{name}: mysqld unreachable ({}); demotion pending: will be completed when it answers",
+                        e.msg
+                    );
+                    ctx.log.log(Severity::Err, &msg);
+                    ctx.finish("demotion pending: mysqld unreachable", |rec| {
+                        rec.state = name.into();
+                        rec.demotion_pending = true;
+                        rec.since = now_unix();
+                    });
+                    ctx.alert("demotion-pending", &msg);
+                }
+                // STOP is killed after 1 s: a restarted server comes back read-only
+                // (read_only = ON in my.cnf); nothing more can be done here.
+                if ctx.event.state == VrrpState::Stop || Instant::now() > retry_until {
+                    return Outcome::Unreachable;
+                }
+                sleep(Duration::from_secs(1));
+                if ctx.superseded() {
+                    ctx.log.log(
+                        Severity::Notice,
+                        &format!("{name}: pending demotion superseded by a newer event"),
+                    );
+                    return Outcome::Ignored;
+                }
+            }
+            Err(e) => {
+                let msg = format!("{name}: cannot demote: {}", e.msg);
+                ctx.log.log(Severity::Err, &msg);
+                ctx.finish(&format!("failed: {}", e.msg), |rec| {
+                    rec.state = name.into();
+                    rec.demotion_pending = true;
+                });
+                ctx.alert("demotion-failed", &msg);
+                return Outcome::Refused;
+            }
+        }
+    }
+}
+
+/// Sets read_only under the notify lock, unless a newer event was recorded: returns
+/// whether it did. A statement that waits for running transactions is bounded, then the
+/// sessions in the way are killed and it is tried again.
+fn set_read_only(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<bool, ProbeError> {
+    let s = ctx.s;
+    let mut result = Ok(false);
+    let locked = with_record(s, ctx.lock_wait(), |rec| {
+        if rec.act_seq != ctx.seq {
+            return;
+        }
+        // read_only waits for transactions holding locks: bound that wait.
+        let mut r = run_all(
+            conn,
+            &format!("SET SESSION lock_wait_timeout = 1; {}", d.writes_sql(false)),
+        );
+        if r.is_err() {
+            // An open transaction holding locks blocks read_only: clear the way.
+            let _ = kill_client_sessions(ctx, conn);
+            r = run_all(conn, d.writes_sql(false));
+        }
+        result = r.map(|_| {
+            rec.state = ctx.event.state.name().into();
+            rec.read_only = Some(true);
+            rec.demotion_pending = false;
+            rec.since = now_unix();
+            true
+        });
+    });
+    if let Err(e) = locked {
+        return Err(ProbeError {
+            class: Class::Internal,
+            msg: e,
+        });
+    }
+    result
+}
+
+fn run_all(conn: &mut Conn, sql: &str) -> Result<(), ProbeError> {
+    conn.query(sql).map_err(|e| probe::classify(&e))?;
+    while let Some(r) = conn.next_result() {
+        r.map_err(|e| probe::classify(&e))?;
+    }
+    Ok(())
+}
+
+/// Commands of threads that are not client sessions: replication on both sides,
+/// server daemons.
+const SYSTEM_COMMANDS: &[&str] = &[
+    "Binlog Dump",
+    "Binlog Dump GTID",
+    "Daemon",
+    "Slave_IO",
+    "Slave_SQL",
+    "Slave_worker",
+    "Connect",
+    "Killed",
+];
+const SYSTEM_USERS: &[&str] = &["system user", "event_scheduler", "unauthenticated user"];
+
+fn kill_client_sessions(ctx: &Ctx, conn: &mut Conn) -> usize {
+    let Ok(list) = conn.query(
+        "SELECT ID AS id, USER AS user, COMMAND AS cmd FROM information_schema.PROCESSLIST \
+         WHERE ID <> CONNECTION_ID()",
+    ) else {
+        return 0;
+    };
+    let mut killed = 0;
+    for i in 0..list.rows.len() {
+        let user = list.get(i, "user").unwrap_or("");
+        let cmd = list.get(i, "cmd").unwrap_or("");
+        if SYSTEM_COMMANDS.contains(&cmd)
+            || SYSTEM_USERS.contains(&user)
+            || ctx.s.keep_sessions_of.iter().any(|k| k == user)
+        {
+            continue;
+        }
+        let Some(id) = list.get(i, "id").and_then(|v| v.parse::<u64>().ok()) else {
+            continue;
+        };
+        // One at a time: a session that ended meanwhile (error 1094) must not stop
+        // the others from being killed, as it would in a multi-statement batch.
+        if conn.query(&format!("KILL CONNECTION {id}")).is_ok() {
+            killed += 1;
+        }
+    }
+    killed
+}
+
+fn start_restart_hook(ctx: &Ctx, restart_args: &[String]) {
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("keepalived-mysql-restart")));
+    let Some(exe) = exe else { return };
+    let mut argv = vec![exe.display().to_string()];
+    argv.extend(restart_args.iter().cloned());
+    if let Err(e) = command::spawn_detached(&argv, None, &[]) {
+        ctx.log.log(
+            Severity::Err,
+            &format!(
+                "restart-on-fault: {} failed to start: {e}",
+                command::display(&argv)
+            ),
+        );
+    }
+}
+
+/// Waits until this node has what it must have before taking writes, then opens them.
+fn promote(ctx: &Ctx) -> Outcome {
+    let s = ctx.s;
+    let mut conn = match connect(s, s.timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = format!("MASTER: cannot promote, mysqld unreachable: {}", e.msg);
+            ctx.log.log(Severity::Err, &msg);
+            ctx.finish("failed: mysqld unreachable", |_| {});
+            ctx.alert("promotion-failed", &msg);
+            return Outcome::Unreachable;
+        }
+    };
+    let d = Dialect::from_version(&conn.server_version);
+    // Writes stay off until caught up, whatever the node was before.
+    if let Err(e) = run_all(&mut conn, d.writes_sql(false)) {
+        let msg = format!("MASTER: cannot set read_only: {}", e.msg);
+        ctx.log.log(Severity::Err, &msg);
+        ctx.finish(&format!("failed: {}", e.msg), |_| {});
+        ctx.alert("promotion-failed", &msg);
+        return Outcome::Refused;
+    }
+    let deadline = ctx.start + s.catchup_timeout;
+    let caught = match wait_for_peer(ctx, &mut conn, &d, deadline) {
+        Ok(()) => wait_applied(ctx, &mut conn, &d, deadline),
+        Err(e) => Err(e),
+    };
+    if ctx.superseded() {
+        ctx.log.log(
+            Severity::Notice,
+            "MASTER: superseded by a newer event during catch-up",
+        );
+        ctx.finish("superseded", |_| {});
+        return Outcome::Ignored;
+    }
+    let waited = ctx.ms();
+    let open = caught.is_ok() || s.open_on_catchup_timeout;
+    let mut opened = Ok(false);
+    let _ = with_record(s, ctx.lock_wait(), |rec| {
+        if rec.act_seq != ctx.seq {
+            return;
+        }
+        if let Some(vip) = s.vip {
+            if !role::local_addresses().contains(&vip) {
+                return;
+            }
+        }
+        opened = if open {
+            run_all(&mut conn, d.writes_sql(true)).map(|_| true)
+        } else {
+            Ok(false)
+        };
+        if opened.is_ok() {
+            rec.state = "MASTER".into();
+            rec.read_only = Some(!open);
+            rec.demotion_pending = false;
+            rec.since = now_unix();
+            rec.last_catchup_ms = Some(waited);
+        }
+    });
+    match (opened, caught) {
+        (Ok(true), Ok(())) => {
+            let msg = format!("MASTER: caught up in {waited:.0} ms, read_only=OFF");
+            ctx.log.log(Severity::Notice, &msg);
+            ctx.finish(
+                &format!("promoted: caught up in {waited:.0} ms, writes open"),
+                |_| {},
+            );
+            ctx.alert("promoted", &msg);
+            Outcome::Done
+        }
+        (Ok(true), Err(why)) => {
+            let msg = format!("MASTER: {why}; writes opened anyway (on-catchup-timeout = open)");
+            ctx.log.log(Severity::Err, &msg);
+            ctx.finish(
+                "promoted without catch-up (on-catchup-timeout = open)",
+                |_| {},
+            );
+            ctx.alert("catchup-timeout", &msg);
+            Outcome::Done
+        }
+        (Ok(false), Err(why)) => {
+            let msg =
+                format!("MASTER: {why}; staying read-only (on-catchup-timeout = stay-read-only)");
+            ctx.log.log(Severity::Err, &msg);
+            ctx.finish("stayed read-only: catch-up incomplete", |_| {});
+            ctx.alert("catchup-timeout", &msg);
+            Outcome::StayedReadOnly
+        }
+        (Ok(false), Ok(())) => {
+            ctx.log.log(
+                Severity::Notice,
+                "MASTER: superseded or VIP gone before opening writes",
+            );
+            ctx.finish("superseded", |_| {});
+            Outcome::Ignored
+        }
+        (Err(e), _) => {
+            let msg = format!("MASTER: cannot open writes: {}", e.msg);
+            ctx.log.log(Severity::Err, &msg);
+            ctx.finish(&format!("failed: {}", e.msg), |_| {});
+            ctx.alert("promotion-failed", &msg);
+            Outcome::Refused
+        }
+    }
+}
+
+/// Planned switchover: when the peer's mysqld still answers, wait until this node has
+/// received and applied the peer's whole binary log, so no acknowledged write is left
+/// behind even with asynchronous replication. A peer that does not answer is the
+/// failover case: skip to the local catch-up.
+fn wait_for_peer(ctx: &Ctx, conn: &mut Conn, d: &Dialect, deadline: Instant) -> Result<(), String> {
+    let Some(ps) = peer_settings(ctx.s) else {
+        return Ok(());
+    };
+    let Ok(mut peer) = connect(&ps, ctx.s.timeout.min(Duration::from_secs(2))) else {
+        return Ok(());
+    };
+    let pos = match peer.query(d.binlog_gtid_sql()) {
+        Ok(r) => r.get(0, "pos").unwrap_or("").to_string(),
+        Err(_) => return Ok(()),
+    };
+    let own_id = conn
+        .query("SELECT @@server_id AS id")
+        .ok()
+        .and_then(|r| r.get(0, "id").map(String::from))
+        .unwrap_or_default();
+    let pos = if d.flavor == Flavor::MariaDB {
+        without_server(&pos, &own_id)
+    } else {
+        pos
+    };
+    if pos.is_empty() {
+        return Ok(());
+    }
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "peer's position {pos} not applied within catchup-timeout"
+            ));
+        }
+        let slice = left.min(Duration::from_millis(500)).as_secs_f64();
+        match conn.query(&d.gtid_wait_sql(&pos, slice)) {
+            Ok(r) if r.get(0, "r") == Some("0") => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("waiting for the peer's position: {e}")),
+        }
+        if ctx.superseded() {
+            return Ok(());
+        }
+    }
+}
+
+/// MariaDB GTID positions list `domain-server-seq` per domain. Our own transactions come
+/// back from the peer but are never applied here again: waiting for them would wait
+/// forever, so drop the domains last written by this server.
+pub fn without_server(pos: &str, server_id: &str) -> String {
+    pos.split(',')
+        .map(str::trim)
+        .filter(|g| g.split('-').nth(1) != Some(server_id))
+        .filter(|g| !g.is_empty())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Waits until replication has applied everything it received (or there is none).
+fn wait_applied(ctx: &Ctx, conn: &mut Conn, d: &Dialect, deadline: Instant) -> Result<(), String> {
+    loop {
+        let status: Result<ResultSet, WireError> = conn.query(d.replica_status_sql());
+        let status = status.map_err(|e| format!("replica status: {e}"))?;
+        let Some(row) = status.rows.first() else {
+            return Ok(());
+        };
+        let map = status
+            .columns
+            .iter()
+            .cloned()
+            .zip(row.iter().cloned())
+            .collect();
+        let r = d.parse_status(&map);
+        if r.last_sql_errno != 0 {
+            return Err(format!(
+                "replication SQL thread error {}: {} (data diverged, catch-up impossible)",
+                r.last_sql_errno, r.last_sql_error
+            ));
+        }
+        if r.applied_all_received() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "relay log not applied within catchup-timeout ({}), SQL thread {}",
+                humantime::format_duration(ctx.s.catchup_timeout),
+                if r.sql_running { "running" } else { "stopped" }
+            ));
+        }
+        if ctx.superseded() {
+            return Ok(());
+        }
+        sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn both_argument_styles() {
+        let e = parse_event(&args(&["master"])).unwrap();
+        assert_eq!(
+            (e.state, e.instance, e.priority),
+            (VrrpState::Master, None, None)
+        );
+        let e = parse_event(&args(&["INSTANCE", "VI_1", "BACKUP", "100"])).unwrap();
+        assert_eq!(e.state, VrrpState::Backup);
+        assert_eq!(e.instance.as_deref(), Some("INSTANCE VI_1"));
+        assert_eq!(e.priority, Some(100));
+        assert!(parse_event(&args(&["GROUP", "G", "FAULT"])).is_ok());
+        assert!(parse_event(&args(&["bogus"])).is_err());
+        assert!(parse_event(&args(&["VRRP", "VI_1", "MASTER", "1"])).is_err());
+        assert!(parse_event(&[]).is_err());
+    }
+
+    #[test]
+    fn own_domains_dropped_from_peer_position() {
+        assert_eq!(without_server("1-1-10,2-2-7", "1"), "2-2-7");
+        assert_eq!(without_server("2-2-7", "1"), "2-2-7");
+        assert_eq!(without_server("1-1-10", "1"), "");
+        assert_eq!(without_server("", "1"), "");
+    }
+}

@@ -1,0 +1,304 @@
+//! keepalived-mysql-notify on a real replicating pair.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, sleep};
+use std::time::{Duration, Instant};
+
+use common::*;
+use mysql::prelude::Queryable;
+
+/// Node config for the notify hook with its own account. `holds_vip`: the VIP is
+/// 127.0.0.1 (on lo, so held) or 192.0.2.100 (held nowhere here).
+fn node(db: &Mariadb, holds_vip: bool, extra: &str) -> NodeConfig {
+    NodeConfig::new(
+        db,
+        holds_vip,
+        &format!(
+            "[keepalived-mysql-notify]\nuser = {NOTIFY_USER}\npassword = {NOTIFY_PASS}\n{extra}"
+        ),
+    )
+}
+
+fn read_only(db: &Mariadb) -> bool {
+    db.value("SELECT @@read_only").as_deref() == Some("1")
+}
+
+fn rows(db: &Mariadb) -> u64 {
+    db.value("SELECT COUNT(*) FROM app.t")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn with_app_table(a: &Mariadb, b: &Mariadb) {
+    a.exec("CREATE DATABASE app; CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)");
+    b.sync_with(a);
+}
+
+fn backlog(a: &Mariadb, n: usize) {
+    let mut c = a.root();
+    for i in 0..n {
+        c.query_drop(format!("INSERT INTO app.t (v) VALUES ({i})"))
+            .unwrap();
+    }
+}
+
+/// Samples (read_only, rows) on `db` until stopped: proves what was true when.
+fn sampler(db: &Mariadb) -> (Arc<AtomicBool>, thread::JoinHandle<Vec<(bool, u64)>>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let mut conn = db.root();
+    let h = thread::spawn(move || {
+        let mut out = Vec::new();
+        while !flag.load(Ordering::SeqCst) {
+            let (ro, n): (u8, u64) = conn
+                .query_first("SELECT @@read_only, (SELECT COUNT(*) FROM app.t)")
+                .unwrap()
+                .unwrap();
+            out.push((ro == 1, n));
+            sleep(Duration::from_millis(10));
+        }
+        out
+    });
+    (stop, h)
+}
+
+#[test]
+fn promotion_opens_writes_only_after_the_backlog_is_applied() {
+    let (a, b) = pair();
+    with_app_table(&a, &b);
+    // A standby is read-only (read_only = ON in the recommended my.cnf).
+    b.exec("SET GLOBAL read_only = ON; STOP SLAVE SQL_THREAD");
+    backlog(&a, 200);
+    let nb = node(&b, true, "catchup-timeout = 20s");
+    let (stop, samples) = sampler(&b);
+    let t = Instant::now();
+    let mut hook = nb.notify_spawn(&["master"]);
+    sleep(Duration::from_millis(1500));
+    assert!(
+        hook.try_wait().unwrap().is_none(),
+        "promotion did not wait for the backlog"
+    );
+    b.exec("START SLAVE SQL_THREAD");
+    let st = hook.wait().unwrap();
+    let took = t.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let samples = samples.join().unwrap();
+    assert_eq!(st.code(), Some(0));
+    assert!(took >= Duration::from_millis(1500));
+    assert!(!read_only(&b));
+    assert_eq!(rows(&b), 200);
+    for (ro, n) in &samples {
+        assert!(
+            *ro || *n == 200,
+            "writable with only {n} of 200 backlog rows"
+        );
+    }
+    assert!(
+        samples.iter().any(|(ro, n)| *ro && *n < 200),
+        "never saw the wait"
+    );
+    let rec = nb.notify_state();
+    assert_eq!(rec["state"], "MASTER");
+    assert!(rec["last_catchup_ms"].as_f64().unwrap() >= 1400.0);
+    let last = rec["history"].as_array().unwrap().last().unwrap().clone();
+    assert!(
+        last["action"].as_str().unwrap().starts_with("promoted"),
+        "{last}"
+    );
+}
+
+#[test]
+fn catchup_timeout_stays_read_only_or_opens() {
+    let (a, b) = pair();
+    with_app_table(&a, &b);
+    b.exec("STOP SLAVE SQL_THREAD");
+    backlog(&a, 20);
+    let strict = node(&b, true, "catchup-timeout = 1s");
+    let r = strict.notify(&["master"]);
+    assert_eq!(r.code, 30, "{r:?}");
+    assert!(read_only(&b));
+    assert!(
+        strict.log().contains("staying read-only"),
+        "{}",
+        strict.log()
+    );
+    let open = node(&b, true, "catchup-timeout = 1s\non-catchup-timeout = open");
+    let r = open.notify(&["master"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!read_only(&b));
+}
+
+#[test]
+fn planned_switchover_waits_for_the_peers_binlog() {
+    let (a, b) = pair();
+    with_app_table(&a, &b);
+    // b has not even received these: its own relay log looks fully applied.
+    b.exec("SET GLOBAL read_only = ON; STOP SLAVE IO_THREAD");
+    backlog(&a, 50);
+    let nb = node(
+        &b,
+        true,
+        &format!(
+            "catchup-timeout = 20s\npeer-host = 127.0.0.1\npeer-port = {}",
+            a.port
+        ),
+    );
+    let (stop, samples) = sampler(&b);
+    let mut hook = nb.notify_spawn(&["master"]);
+    sleep(Duration::from_millis(1500));
+    assert!(
+        hook.try_wait().unwrap().is_none(),
+        "did not wait for the peer's position"
+    );
+    b.exec("START SLAVE IO_THREAD");
+    assert_eq!(hook.wait().unwrap().code(), Some(0));
+    stop.store(true, Ordering::SeqCst);
+    for (ro, n) in samples.join().unwrap() {
+        assert!(ro || n == 50, "writable with {n} of the peer's 50 rows");
+    }
+    assert!(!read_only(&b));
+}
+
+#[test]
+fn demotion_stops_writes_and_drops_clients_not_replication() {
+    let (a, b) = pair();
+    with_app_table(&a, &b);
+    a.exec("SET GLOBAL read_only = OFF");
+    let mut app = a.app();
+    app.query_drop("INSERT INTO app.t (v) VALUES (1)").unwrap();
+    let na = node(&a, false, "");
+    let r = na.notify(&["backup"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(read_only(&a));
+    // The application's session is gone, and a new one cannot write.
+    assert!(app.query_drop("INSERT INTO app.t (v) VALUES (2)").is_err());
+    let err = a
+        .app()
+        .query_drop("INSERT INTO app.t (v) VALUES (3)")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1290") || err.contains("read-only"), "{err}");
+    // Replication threads on both sides survived.
+    sleep(Duration::from_millis(300));
+    assert_eq!(a.slave_field("Slave_IO_Running").as_deref(), Some("Yes"));
+    assert_eq!(a.slave_field("Slave_SQL_Running").as_deref(), Some("Yes"));
+    assert_eq!(b.slave_field("Slave_IO_Running").as_deref(), Some("Yes"));
+    assert!(
+        na.log().contains("1 client session(s) killed") || na.log().contains("session(s) killed"),
+        "{}",
+        na.log()
+    );
+    assert_eq!(na.notify_state()["state"], "BACKUP");
+}
+
+#[test]
+fn sessions_of_kept_users_survive() {
+    let (a, _b) = pair();
+    a.exec("CREATE DATABASE app; CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)");
+    let mut app = a.app();
+    let na = node(
+        &a,
+        false,
+        &format!("keep-sessions-of = {APP_USER}, someone"),
+    );
+    assert_eq!(na.notify(&["fault"]).code, 0);
+    // Still connected (a read works), though writes are refused.
+    let one: Option<u8> = app.query_first("SELECT 1").unwrap();
+    assert_eq!(one, Some(1));
+}
+
+#[test]
+fn concurrent_alternating_events_end_matching_the_vip() {
+    for holds in [true, false] {
+        let (a, _b) = pair();
+        let na = node(&a, holds, "");
+        let children: Vec<_> = (0..50)
+            .map(|i| {
+                if i % 2 == 0 {
+                    na.notify_spawn(&["INSTANCE", "VI_1", "MASTER", "150"])
+                } else {
+                    na.notify_spawn(&["backup"])
+                }
+            })
+            .collect();
+        for mut c in children {
+            c.wait().unwrap();
+        }
+        assert_eq!(read_only(&a), !holds, "VIP held: {holds}");
+        let rec = na.notify_state();
+        assert_eq!(rec["state"], if holds { "MASTER" } else { "BACKUP" });
+        assert_eq!(rec["seq"], 50);
+        let history = rec["history"].as_array().unwrap();
+        let stale = history.iter().filter(|h| h["action"] == "stale").count();
+        assert_eq!(stale, 25, "the 25 events contradicting the VIP are stale");
+        // Both argument styles were recorded.
+        assert!(history
+            .iter()
+            .any(|h| h["instance"] == "INSTANCE VI_1" && h["priority"] == 150));
+    }
+}
+
+#[test]
+fn stop_finishes_within_a_second_even_with_mysqld_down() {
+    let (mut a, _b) = pair();
+    let na = node(&a, false, "");
+    a.exec("SET GLOBAL read_only = OFF");
+    let r = na.notify(&["INSTANCE", "VI_1", "STOP", "0"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.elapsed < Duration::from_secs(1), "{:?}", r.elapsed);
+    assert!(read_only(&a));
+    a.kill();
+    let r = na.notify(&["stop"]);
+    assert_eq!(r.code, 31, "{r:?}");
+    assert!(r.elapsed < Duration::from_secs(1), "{:?}", r.elapsed);
+    assert_eq!(na.notify_state()["demotion_pending"], true);
+}
+
+#[test]
+fn demotion_waits_for_a_dead_server_and_completes_when_it_returns() {
+    let (mut a, _b) = pair();
+    let na = node(&a, false, "");
+    a.kill();
+    let mut hook = na.notify_spawn(&["backup"]);
+    let t = Instant::now();
+    while na.notify_state()["demotion_pending"] != true {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "pending not recorded"
+        );
+        sleep(Duration::from_millis(100));
+    }
+    // Back without read_only in its config: the waiting hook finishes the demotion.
+    a.restart();
+    let t = Instant::now();
+    while hook.try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(15), "hook still waiting");
+        sleep(Duration::from_millis(100));
+    }
+    assert!(read_only(&a));
+    assert_eq!(na.notify_state()["demotion_pending"], false);
+}
+
+#[test]
+fn frozen_node_resumed_later_ends_read_only() {
+    let (a, _b) = pair();
+    a.exec("SET GLOBAL read_only = OFF");
+    let na = node(&a, false, "timeout = 500ms");
+    a.signal(libc::SIGSTOP);
+    let mut hook = na.notify_spawn(&["fault"]);
+    sleep(Duration::from_secs(2));
+    assert!(hook.try_wait().unwrap().is_none());
+    a.signal(libc::SIGCONT);
+    let t = Instant::now();
+    while hook.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "hook did not finish after resume"
+        );
+        sleep(Duration::from_millis(100));
+    }
+    assert!(read_only(&a));
+}
