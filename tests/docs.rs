@@ -132,3 +132,30 @@ fn every_option_file_key_is_documented() {
         assert!(flags.contains(*k), "--{k} missing from every --help");
     }
 }
+
+/// The shipped option file documents real keys: uncommented, it loads for every program.
+#[test]
+fn shipped_config_lists_only_real_keys() {
+    let text = read("packaging/keepalived-mysql.cnf");
+    let mut uncommented = String::new();
+    let mut keys = 0;
+    for line in text.lines() {
+        match line.strip_prefix('#') {
+            Some(rest) if rest.contains(" = ") || rest.trim_end().ends_with('=') => {
+                keys += 1;
+                uncommented.push_str(rest);
+            }
+            _ => uncommented.push_str(line),
+        }
+        uncommented.push('\n');
+    }
+    assert!(keys > 25, "{keys}");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("k.cnf");
+    common::write_private(&f, &uncommented);
+    let entries = keepalived_mysql::optfile::read_file(&f).unwrap();
+    for program in ["keepalived-mysql-check", "keepalived-mysql-restart", "keepalived-mysql-notify"] {
+        keepalived_mysql::config::Settings::from_entries(&entries, program, &[])
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+    }
+}

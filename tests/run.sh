@@ -12,8 +12,10 @@ fi
 
 # mariadb-server/-client: the servers the tests start and my_print_defaults for the
 # golden files; keepalived, iproute2: lab and end-to-end tests; util-linux: unshare;
-# file: the static-build check; hyperfine, time, python3: the benchmark.
-packages=(mariadb-server mariadb-client keepalived iproute2 procps util-linux file hyperfine time python3)
+# file: the static-build check; lintian, man-db: the package test; hyperfine, time,
+# python3: the benchmark.
+packages=(mariadb-server mariadb-client keepalived iproute2 procps util-linux file
+    lintian man-db hyperfine time python3)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -41,7 +43,10 @@ echo "== tests"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked 2>&1 | tee "$log"
+echo "== package"
+tests/package.sh 2>&1 | tee -a "$log"
 echo "== benchmark (figures only)"
 benches/check-vs-ping.sh
 # One closing line for the whole suite.
-awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+awk '/^test result:/ { p += $4; f += $6 } /^package: / { p += $2; f += $4 }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

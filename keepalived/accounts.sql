@@ -1,0 +1,33 @@
+-- Accounts for keepalived-mysql, to run on EACH node (MariaDB 10.5+ syntax; see the
+-- MySQL lines below). sql_log_bin = 0: CREATE USER must not replicate to the peer, where
+-- it would fail with error 1396 and stop replication.
+SET sql_log_bin = 0;
+
+-- The check: least privilege. Reads replica status, writes only its heartbeat row.
+CREATE USER 'keepalived'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('change-me');
+GRANT SLAVE MONITOR, PROCESS ON *.* TO 'keepalived'@'localhost';
+GRANT SELECT, INSERT, UPDATE, CREATE ON keepalived_mysql.* TO 'keepalived'@'localhost';
+
+-- The notify hook: switches read_only and kills client sessions. On MariaDB 10.11
+-- SUPER alone does not pass read_only; READ_ONLY ADMIN does.
+CREATE USER 'keepalived_notify'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('change-me-too');
+CREATE USER 'keepalived_notify'@'192.0.2.%' IDENTIFIED VIA mysql_native_password USING PASSWORD('change-me-too');
+GRANT READ_ONLY ADMIN, CONNECTION ADMIN, PROCESS, SLAVE MONITOR ON *.*
+    TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
+
+-- Replication between the two masters.
+CREATE USER 'repl'@'192.0.2.%' IDENTIFIED BY 'change-me-repl';
+GRANT REPLICATION SLAVE ON *.* TO 'repl'@'192.0.2.%';
+
+SET sql_log_bin = 1;
+
+-- MySQL 8.0 / 8.4 equivalents:
+--   CREATE USER 'keepalived'@'localhost' IDENTIFIED WITH caching_sha2_password BY 'change-me';
+--   GRANT REPLICATION CLIENT, PROCESS ON *.* TO 'keepalived'@'localhost';
+--   GRANT SELECT, INSERT, UPDATE, CREATE ON keepalived_mysql.* TO 'keepalived'@'localhost';
+--   GRANT SYSTEM_VARIABLES_ADMIN, CONNECTION_ADMIN, PROCESS, REPLICATION CLIENT ON *.* TO 'keepalived_notify'@'localhost';
+
+-- Then on each node, replicate from the other (node 1 shown):
+--   CHANGE MASTER TO MASTER_HOST = '192.0.2.12', MASTER_USER = 'repl',
+--       MASTER_PASSWORD = 'change-me-repl', MASTER_USE_GTID = slave_pos;
+--   START SLAVE;

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Package test, as root on a Debian 12 machine (run by tests/run.sh): builds the .deb,
+# lints it, installs it, checks what it installed, reinstalls over an edited conffile,
+# removes and purges it. Leaves the package purged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok - $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
+check() { local name=$1; shift; if "$@" >/dev/null 2>&1; then ok "$name"; else bad "$name"; fi; }
+is() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: got '$2', want '$3'"; fi; }
+
+apt_() { DEBIAN_FRONTEND=noninteractive apt-get "$@" -y -qq -o Dpkg::Options::=--force-confold >/dev/null 2>&1; }
+
+deb=$(packaging/build-deb 2>/dev/null | tail -n 1)
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+is "deb file name" "$(basename "$deb")" "keepalived-mysql_${version}_amd64.deb"
+
+lint=$(lintian --pedantic --fail-on error,warning "$deb" 2>&1 | grep -v '^running with root' || true)
+if lintian --pedantic --fail-on error,warning "$deb" >/dev/null 2>&1; then ok "lintian: no errors or warnings"
+else bad "lintian: $lint"; fi
+
+dpkg -s keepalived-mysql >/dev/null 2>&1 && apt_ purge keepalived-mysql
+user_before=no
+getent passwd keepalived_script >/dev/null && user_before=yes
+
+check "install with apt" apt_ install "./$deb"
+check "keepalived_script user" getent passwd keepalived_script
+is "user's primary group" "$(id -gn keepalived_script)" keepalived_script
+conf=/etc/keepalived-mysql/keepalived-mysql.cnf
+is "config owner and mode" "$(stat -c '%U:%G %a' "$conf")" "root:keepalived_script 640"
+check "config is a conffile" sh -c "dpkg-query -W -f='\${Conffiles}' keepalived-mysql | grep -q '$conf'"
+for b in check restart notify; do
+    is "binary $b owner and mode" "$(stat -c '%U:%G %a' /usr/sbin/keepalived-mysql-$b)" "root:root 755"
+    is "binary $b --version" "$(/usr/sbin/keepalived-mysql-$b --version)" "keepalived-mysql-$b $version"
+    check "man page $b" man -w keepalived-mysql-$b
+done
+check "man page cnf(5)" man -w 5 keepalived-mysql.cnf
+is "runtime dir" "$(stat -c '%U:%G %a' /run/keepalived-mysql)" "keepalived_script:keepalived_script 755"
+is "log dir" "$(stat -c '%U:%G %a' /var/log/keepalived-mysql)" "keepalived_script:adm 2750"
+check "tmpfiles.d entry" grep -q '^d /run/keepalived-mysql' /usr/lib/tmpfiles.d/keepalived-mysql.conf
+# keepalived drops supplementary groups: the script user must read the config through
+# its primary group alone.
+check "script user reads the config" \
+    setpriv --reuid keepalived_script --regid keepalived_script --clear-groups \
+    /usr/sbin/keepalived-mysql-check --print-defaults
+
+# enable_script_security. keepalived 2.2.7's -t exits 143 whenever a script's user is
+# not keepalived's (fixed in 2.2.8), so test under the strictest rules instead:
+# script_user root, where every path component must be root-owned and not writable.
+ex=/usr/share/doc/keepalived-mysql/examples/keepalived.conf
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+sed 's/script_user keepalived_script/script_user root/' "$ex" > "$tmp/strict.conf"
+keepalived -t -f "$tmp/strict.conf" -i node1 > "$tmp/out" 2>&1 && rc=0 || rc=$?
+is "keepalived -t on the sample config (no security violation)" "$rc" 0
+check "no 'insecure' in keepalived -t output" sh -c "! grep -qi insecure '$tmp/out'"
+# Control: the same test does catch an unsafe script.
+printf '#!/bin/sh\nexit 0\n' > "$tmp/unsafe.sh"
+chmod 0777 "$tmp/unsafe.sh"
+sed "s|/usr/sbin/keepalived-mysql-check|$tmp/unsafe.sh|" "$tmp/strict.conf" > "$tmp/unsafe.conf"
+keepalived -t -f "$tmp/unsafe.conf" -i node1 > "$tmp/out" 2>&1 && rc=0 || rc=$?
+check "control: keepalived -t flags a writable script" sh -c "[ $rc -ne 0 ] && grep -qi insecure '$tmp/out'"
+
+# An administrator's edit survives a reinstall (conffile), and so do owner and mode.
+echo "# local edit $$" >> "$conf"
+check "reinstall over an edited conffile" apt_ install --reinstall "./$deb"
+check "edit kept" grep -q "# local edit $$" "$conf"
+is "mode kept" "$(stat -c '%U:%G %a' "$conf")" "root:keepalived_script 640"
+
+check "remove" apt_ remove keepalived-mysql
+check "binaries gone after remove" sh -c '! [ -e /usr/sbin/keepalived-mysql-check ]'
+check "conffile kept after remove" test -e "$conf"
+check "purge" apt_ purge keepalived-mysql
+check "config dir gone after purge" sh -c '! [ -e /etc/keepalived-mysql ]'
+check "log dir gone after purge" sh -c '! [ -e /var/log/keepalived-mysql ]'
+check "statoverride gone after purge" sh -c "! dpkg-statoverride --list '$conf'"
+if [ "$user_before" = yes ]; then
+    check "pre-existing script user kept" getent passwd keepalived_script
+else
+    check "script user created by the package removed" sh -c '! getent passwd keepalived_script'
+fi
+
+echo "package: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
