@@ -154,7 +154,11 @@ fn shipped_config_lists_only_real_keys() {
     let f = dir.path().join("k.cnf");
     common::write_private(&f, &uncommented);
     let entries = keepalived_mysql::optfile::read_file(&f).unwrap();
-    for program in ["keepalived-mysql-check", "keepalived-mysql-restart", "keepalived-mysql-notify"] {
+    for program in [
+        "keepalived-mysql-check",
+        "keepalived-mysql-restart",
+        "keepalived-mysql-notify",
+    ] {
         keepalived_mysql::config::Settings::from_entries(&entries, program, &[])
             .unwrap_or_else(|e| panic!("{program}: {e}"));
     }
