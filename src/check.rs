@@ -58,6 +58,9 @@ pub struct CheckState {
     pub last_logged: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dialect: Option<Dialect>,
+    /// Since when the server has not been answering (for hold-vip-during-restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down_since: Option<f64>,
 }
 
 impl Verdict {
@@ -116,9 +119,22 @@ pub fn run(s: &Settings, log: &Logger) -> Verdict {
     } else {
         probe_within_deadline(s, role, start)
     };
-    hold_during_restart(s, &mut verdict);
+    // When the server first stopped answering, whatever the verdict made of it.
+    let down_since = if matches!(
+        verdict.class,
+        Class::Down | Class::Timeout | Class::ServerError
+    ) {
+        Some(
+            prev.as_ref()
+                .and_then(|p| p.down_since)
+                .unwrap_or_else(now_unix),
+        )
+    } else {
+        None
+    };
+    hold_during_restart(s, &mut verdict, down_since);
     verdict.elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
-    record(s, log, prev, &verdict, dialect);
+    record(s, log, prev, &verdict, dialect, down_since);
     verdict
 }
 
@@ -142,7 +158,10 @@ fn probe_within_deadline(
                 let plan = Plan {
                     active,
                     heartbeat: s.heartbeat_table.as_ref(),
-                    write_budget: s.timeout.mul_f64(0.4),
+                    // Most of the deadline: a semi-synchronous master whose peer is gone
+                    // stalls each commit once for rpl_semi_sync_master_timeout before
+                    // falling back to asynchronous; that must not read as "blocked".
+                    write_budget: s.timeout.mul_f64(0.75),
                 };
                 probe::observe(&mut conn, &plan, &stage)
             });
@@ -180,10 +199,13 @@ fn probe_within_deadline(
     }
 }
 
-/// With `hold-vip-during-restart = on`, the node holding the VIP stays healthy while the
-/// restart hook brings mysqld back, up to its ready deadline (the classic behaviour).
-/// Only the active node: a standby whose server is restarting must not be offered the VIP.
-fn hold_during_restart(s: &Settings, v: &mut Verdict) {
+/// With `hold-vip-during-restart = on`, the node holding the VIP stays healthy while
+/// mysqld comes back (the classic behaviour), for up to `ready-timeout` from the first
+/// failure: the check (every second) sees a dead server before the restart hook (every
+/// few seconds) has recorded its restart, so the hold starts at the failure, not at the
+/// restart. No hold once the restart hook gave up, and never on a standby: a node whose
+/// server is restarting must not be offered the VIP.
+fn hold_during_restart(s: &Settings, v: &mut Verdict, down_since: Option<f64>) {
     if v.role != Role::Active
         || !matches!(v.class, Class::Down | Class::Timeout | Class::ServerError)
     {
@@ -191,13 +213,22 @@ fn hold_during_restart(s: &Settings, v: &mut Verdict) {
     }
     let st = restart::load(s);
     let now = now_unix();
-    if st.hold_vip && st.in_flight(now) {
+    let deadline = if st.phase == restart::Phase::GaveUp {
+        return;
+    } else if st.hold_vip && st.in_flight(now) {
+        st.ready_deadline.unwrap_or(now)
+    } else if s.hold_vip_during_restart {
+        down_since.unwrap_or(now) + s.ready_timeout.as_secs_f64()
+    } else {
+        return;
+    };
+    if now < deadline {
         v.notes.push(format!("{} ({})", v.reason, v.class.name()));
         v.class = Class::Ok;
         v.code = 0;
         v.reason = format!(
             "mysqld restarting, VIP held until {} (hold-vip-during-restart = on)",
-            rfc3339(st.ready_deadline.unwrap_or(now))
+            rfc3339(deadline)
         );
     }
 }
@@ -313,6 +344,7 @@ fn record(
     prev: Option<CheckState>,
     v: &Verdict,
     dialect: Option<Dialect>,
+    down_since: Option<f64>,
 ) {
     let now = now_unix();
     let changed = prev.as_ref().is_none_or(|p| p.verdict.class != v.class);
@@ -374,6 +406,7 @@ fn record(
         last_logged: logged,
         // Keep the last known server version across failures, for humans.
         dialect: dialect.or_else(|| prev.and_then(|p| p.dialect)),
+        down_since,
     };
     let _ = state::write_json(&s.state_path(STATE_FILE), &st);
 }

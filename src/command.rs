@@ -39,6 +39,20 @@ pub fn spawn_detached(
     Ok(child.id())
 }
 
+/// Starts another of our programs, from the directory this one runs from, detached.
+/// Returns the argv, for the log line.
+pub fn spawn_sibling(program: &str, args: &[String]) -> Result<Vec<String>, String> {
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(program)))
+        .ok_or_else(|| format!("cannot locate {program}"))?;
+    let mut argv = vec![exe.display().to_string()];
+    argv.extend(args.iter().cloned());
+    spawn_detached(&argv, None, &[])
+        .map_err(|e| format!("cannot start {}: {e}", display(&argv)))?;
+    Ok(argv)
+}
+
 /// argv for humans and logs.
 pub fn display(argv: &[String]) -> String {
     argv.iter()

@@ -529,20 +529,9 @@ fn kill_client_sessions(ctx: &Ctx, conn: &mut Conn) -> usize {
 }
 
 fn start_restart_hook(ctx: &Ctx, restart_args: &[String]) {
-    let exe = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("keepalived-mysql-restart")));
-    let Some(exe) = exe else { return };
-    let mut argv = vec![exe.display().to_string()];
-    argv.extend(restart_args.iter().cloned());
-    if let Err(e) = command::spawn_detached(&argv, None, &[]) {
-        ctx.log.log(
-            Severity::Err,
-            &format!(
-                "restart-on-fault: {} failed to start: {e}",
-                command::display(&argv)
-            ),
-        );
+    if let Err(e) = command::spawn_sibling("keepalived-mysql-restart", restart_args) {
+        ctx.log
+            .log(Severity::Err, &format!("restart-on-fault: {e}"));
     }
 }
 

@@ -134,7 +134,9 @@ pub fn liveness(s: &Settings) -> Liveness {
     }
 }
 
-pub fn run(s: &Settings, log: &Logger) -> Result<Outcome, String> {
+/// `file_args`: our option-file flags, passed on to the notify hook when a restarted
+/// server on the node holding the VIP must be promoted again.
+pub fn run(s: &Settings, log: &Logger, file_args: &[String]) -> Result<Outcome, String> {
     lock::ensure_dir(&s.runtime_dir)
         .map_err(|e| format!("runtime-dir {}: {e}", s.runtime_dir.display()))?;
     let _lock = match lock::try_lock(&s.state_path(LOCK_FILE)) {
@@ -157,6 +159,9 @@ pub fn run(s: &Settings, log: &Logger) -> Result<Outcome, String> {
                     .into(),
             };
             log.log(Severity::Notice, &msg);
+            if st.phase == Phase::Restarting && holds_vip(s) {
+                repromote(log, file_args);
+            }
             st.phase = Phase::Idle;
             st.restart_issued = None;
             st.ready_deadline = None;
@@ -268,6 +273,28 @@ pub fn run(s: &Settings, log: &Logger) -> Result<Outcome, String> {
             }
             Ok(Outcome::GaveUp)
         }
+    }
+}
+
+/// Whether this node is the active one: the VIP when configured, else the role the
+/// notify hook recorded.
+fn holds_vip(s: &Settings) -> bool {
+    let notify_state = s.state_path(crate::check::NOTIFY_STATE_FILE);
+    crate::role::detect(s.vip, &notify_state).0 == crate::role::Role::Active
+}
+
+/// A server restarted while this node kept the VIP (hold-vip-during-restart) comes back
+/// read-only, as its my.cnf says, and no VRRP transition will call the notify hook: run
+/// its promotion (catch-up, then writes on) ourselves, detached, since it may wait.
+fn repromote(log: &Logger, file_args: &[String]) {
+    let mut args = file_args.to_vec();
+    args.push("master".into());
+    match command::spawn_sibling("keepalived-mysql-notify", &args) {
+        Ok(_) => log.log(
+            Severity::Notice,
+            "this node holds the VIP: promoting the restarted server again (notify master)",
+        ),
+        Err(e) => log.log(Severity::Err, &e),
     }
 }
 

@@ -260,3 +260,67 @@ fn hung_server_is_not_restarted() {
         rig.node.log()
     );
 }
+
+/// The check (every second) sees a dead server before the restart hook has recorded a
+/// restart: with the setting in the shared group, the hold starts at the first failure.
+#[test]
+fn hold_starts_at_the_first_failure_and_ends_after_ready_timeout() {
+    let mut db = Mariadb::start(1);
+    let node = NodeConfig::new(
+        &db,
+        true,
+        "hold-vip-during-restart = on\nready-timeout = 2s",
+    );
+    assert_eq!(node.check(&[]).code, 0);
+    db.kill();
+    let r = node.check(&["--format", "text"]);
+    assert_eq!(r.code, 0, "held before any restart was recorded: {r:?}");
+    assert!(r.stdout.contains("VIP held until"), "{}", r.stdout);
+    sleep(Duration::from_millis(2300));
+    assert_eq!(node.check(&[]).code, 10, "no hold past ready-timeout");
+    let standby = NodeConfig::new(
+        &db,
+        false,
+        "hold-vip-during-restart = on\nready-timeout = 2s",
+    );
+    assert_eq!(standby.check(&[]).code, 10, "a standby is never held");
+}
+
+/// A server restarted under hold-vip-during-restart comes back read-only (as my.cnf
+/// says) on the node that kept the VIP: the restart hook has it promoted again.
+#[test]
+fn restarted_server_on_the_vip_holder_is_promoted_again() {
+    let mut db = Mariadb::start_with(1, &["--read-only"]);
+    let script = db.restart_script(0, false);
+    let node = NodeConfig::new(
+        &db,
+        true,
+        &format!(
+            "hold-vip-during-restart = on\n[keepalived-mysql-restart]\nrestart-command = {}\n\
+             [keepalived-mysql-notify]\nuser = {NOTIFY_USER}\npassword = {NOTIFY_PASS}\n",
+            script.display()
+        ),
+    );
+    db.exec("SET GLOBAL read_only = OFF"); // the active node, writable
+    db.kill();
+    assert_eq!(node.restart(&[]).code, RESTARTING);
+    let t = Instant::now();
+    while node.restart(&[]).code != SERVING {
+        assert!(t.elapsed() < Duration::from_secs(30), "not serving again");
+        sleep(Duration::from_millis(200));
+    }
+    let t = Instant::now();
+    while db.value("SELECT @@read_only").as_deref() != Some("0") {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "restarted server left read-only"
+        );
+        sleep(Duration::from_millis(200));
+    }
+    assert!(
+        node.log().contains("promoting the restarted server again"),
+        "{}",
+        node.log()
+    );
+    assert!(node.log().contains("MASTER: caught up"), "{}", node.log());
+}

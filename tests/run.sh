@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full test suite, as root on a fresh Debian 12 machine: installs what the tests
 # need, then format and lint checks, the static release build (static, stripped,
-# <= 3 MiB), every test, and the benchmark figures (reported, never asserted).
+# <= 3 MiB), every cargo test, the package test, the end-to-end failover suite on the
+# two-node lab, and the benchmark figures (reported, never asserted).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,8 +46,10 @@ trap 'rm -f "$log"' EXIT
 cargo test --locked 2>&1 | tee "$log"
 echo "== package"
 tests/package.sh 2>&1 | tee -a "$log"
+echo "== failover (two-node lab: real keepalived, MariaDB, VIP)"
+tests/failover.sh 2>&1 | tee -a "$log"
 echo "== benchmark (figures only)"
 benches/check-vs-ping.sh
 # One closing line for the whole suite.
-awk '/^test result:/ { p += $4; f += $6 } /^package: / { p += $2; f += $4 }
+awk '/^test result:/ { p += $4; f += $6 } /^(package|failover): / { p += $2; f += $4 }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

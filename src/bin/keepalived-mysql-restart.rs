@@ -72,7 +72,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    match restart::run(&settings, &log) {
+    match restart::run(&settings, &log, &cli.common.file_args()) {
         // Another copy is deciding right now: report the phase it last recorded.
         Ok(Outcome::Busy) => ExitCode::from(match restart::load(&settings).phase {
             Phase::Idle => Outcome::Serving.code(),
