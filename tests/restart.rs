@@ -4,7 +4,7 @@
 mod common;
 
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -91,19 +91,7 @@ fn killed_server_is_restarted_once_and_state_cleared() {
 fn twenty_copies_issue_one_restart() {
     let mut rig = Rig::new("ready-timeout = 30s", 500, false);
     rig.db.kill();
-    let children: Vec<_> = (0..20)
-        .map(|_| {
-            Command::new(restart_bin())
-                .arg(format!("--defaults-file={}", rig.node.cnf.display()))
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let codes: Vec<i32> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
-        .collect();
+    let codes = run_concurrently(&restart_bin(), &rig.node.cnf, 20);
     assert!(
         codes.iter().all(|c| *c == RESTARTING || *c == SERVING),
         "{codes:?}"

@@ -4,7 +4,7 @@ mod common;
 
 use std::fs::{self, File};
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -37,19 +37,7 @@ fn held_lock_answers_timeout_at_once() {
 fn twenty_overlapping_copies_stay_consistent() {
     let a = Mariadb::start(1);
     let node = NodeConfig::new(&a, true, "");
-    let children: Vec<_> = (0..20)
-        .map(|_| {
-            Command::new(check_bin())
-                .arg(format!("--defaults-file={}", node.cnf.display()))
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let codes: Vec<i32> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
-        .collect();
+    let codes = run_concurrently(&check_bin(), &node.cnf, 20);
     assert!(codes.iter().all(|c| *c == 0 || *c == 11), "{codes:?}");
     assert!(codes.contains(&0), "{codes:?}");
     // The state file is whole and there is no temp file left behind.

@@ -564,3 +564,20 @@ pub fn wait_for_code(node: &NodeConfig, code: i32, limit: Duration) -> CheckRun 
         sleep(Duration::from_millis(200));
     }
 }
+
+/// Starts `n` copies of `bin` on `cnf` at once and returns their exit codes.
+pub fn run_concurrently(bin: &Path, cnf: &Path, n: usize) -> Vec<i32> {
+    let children: Vec<Child> = (0..n)
+        .map(|_| {
+            Command::new(bin)
+                .arg(format!("--defaults-file={}", cnf.display()))
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
+        .collect()
+}
