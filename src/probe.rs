@@ -182,6 +182,8 @@ pub fn observe(conn: &mut Conn, plan: &Plan, stage: &StageCell) -> Result<Observ
                 {
                     create_heartbeat(conn, &dialect, table, plan.write_budget)
                 }
+                // The connection died under the probe: the server, not its commits.
+                Some(Err(e @ WireError::Io { .. })) if !e.is_timeout() => return Err(classify(&e)),
                 Some(Err(e)) => Err(write_error(&e)),
                 None => Err("write probe got no reply".into()),
             });
