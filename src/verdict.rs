@@ -108,14 +108,6 @@ impl Class {
             _ => 2,
         }
     }
-
-    /// Our own mistakes or the operator's: worth a loud log line every time.
-    pub fn is_setup_error(self) -> bool {
-        matches!(
-            self,
-            Class::Config | Class::Insecure | Class::AccessDenied | Class::Internal
-        )
-    }
 }
 
 /// "Exit codes: 0 healthy, 1 internal error, ..." for `--help`.
