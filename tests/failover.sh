@@ -9,6 +9,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=../lab/lab
 source lab/lab
+# The lab's functions run with -e; the suite itself must report a failure, not vanish.
+set +e
 
 pass=0 fail=0
 REPORT=target/failover-report.md
@@ -66,14 +68,20 @@ finish() { # name
 }
 
 start() { # up options...
-    up "$@" >/dev/null
+    # In a subshell: the lab dies on its first error, which must fail this scenario
+    # loudly rather than end the suite.
+    if ! (set -e; up "$@") > /tmp/kmlab-up.log 2>&1; then
+        bad "lab up $*: $(tail -n 5 /tmp/kmlab-up.log | tr '\n' ' ')"
+        for n in node1 node2; do tail -n 5 "$LAB/$n/mysql/mysqld.err" "$LAB/$n/keepalived.log" 2>/dev/null; done
+        return 1
+    fi
     writer_start
     sleep 2
 }
 
 scenario_crash_hold_on() {
     echo "# mysqld killed on the active node, restart succeeds, hold-vip-during-restart = on"
-    start --hold-vip on
+    start --hold-vip on || return
     local a; a=$(holder)
     fault_now
     kill -KILL "$(cat "$(pidfile "$a")")"
@@ -93,7 +101,7 @@ scenario_crash_hold_on() {
 
 scenario_crash_hold_off() {
     echo "# mysqld killed on the active node, restart succeeds, hold-vip-during-restart = off"
-    start --hold-vip off
+    start --hold-vip off || return
     local a b; a=$(holder); b=$(other "$a")
     fault_now
     kill -KILL "$(cat "$(pidfile "$a")")"
@@ -108,7 +116,7 @@ scenario_crash_hold_off() {
 
 scenario_crash_no_restart() {
     echo "# mysqld killed on the active node and cannot restart"
-    start
+    start || return
     local a b; a=$(holder); b=$(other "$a")
     set_restart "$a" /usr/bin/false
     sed -i 's/^ready-timeout .*/ready-timeout           = 3s/' "/etc/netns/$a/keepalived-mysql/keepalived-mysql.cnf"
@@ -124,7 +132,7 @@ scenario_crash_no_restart() {
 
 scenario_sigstop() {
     echo "# mysqld frozen (SIGSTOP) on the active node"
-    start
+    start || return
     local a b p; a=$(holder); b=$(other "$a"); p=$(cat "$(pidfile "$a")")
     fault_now
     kill -STOP "$p"
@@ -139,7 +147,7 @@ scenario_sigstop() {
 
 scenario_broken_standby() {
     echo "# standby with a broken SQL thread; then the active node fails"
-    start
+    start || return
     local a b; a=$(holder); b=$(other "$a")
     # The same key on both sides: b's SQL thread stops with a duplicate-key error.
     sql "$b" "SET sql_log_bin = 0; SET GLOBAL read_only = OFF; INSERT INTO app.writes VALUES (1, 0, NOW(6)); SET GLOBAL read_only = ON"
@@ -160,7 +168,7 @@ scenario_broken_standby() {
 
 scenario_drain() {
     echo "# planned switchover with the drain file"
-    start
+    start || return
     local a b; a=$(holder); b=$(other "$a")
     fault_now
     touch "$LAB/$a/maintenance"
@@ -173,7 +181,7 @@ scenario_drain() {
 
 scenario_demotion_kills_sessions() {
     echo "# demotion: a client session on the old master is killed and cannot write"
-    start
+    start || return
     local a b; a=$(holder); b=$(other "$a")
     # A long-running client session straight to the active node's address.
     ip netns exec "$CLIENT_NS" mariadb --no-defaults -h "${IP[$a]}" -u app -p"$APP_PASS" \
@@ -193,7 +201,7 @@ scenario_demotion_kills_sessions() {
 scenario_hard_crash() { # async|semi
     local mode=$1
     echo "# hard crash of the active node ($mode replication)"
-    if [ "$mode" = semi ]; then start --semi-sync; else start; fi
+    if [ "$mode" = semi ]; then start --semi-sync || return; else start || return; fi
     sleep 2
     local a b; a=$(holder); b=$(other "$a")
     fault_now
