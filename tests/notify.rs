@@ -302,3 +302,57 @@ fn frozen_node_resumed_later_ends_read_only() {
     }
     assert!(read_only(&a));
 }
+
+/// alert-command gets the event as JSON on stdin and KEEPALIVED_MYSQL_* variables, and
+/// the same kind of alert is rate-limited by alert-interval.
+#[test]
+fn alerts_carry_the_event_and_are_rate_limited() {
+    let (a, _b) = pair();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("alerts.log");
+    let script = dir.path().join("alert.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n{{ echo \"event=$KEEPALIVED_MYSQL_EVENT program=$KEEPALIVED_MYSQL_PROGRAM\"; cat; echo; }} >> {}\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let na = node(
+        &a,
+        false,
+        &format!("alert-command = {}\nalert-interval = 1h", script.display()),
+    );
+    assert_eq!(na.notify(&["fault"]).code, 0);
+    assert_eq!(na.notify(&["fault"]).code, 0);
+    let t = Instant::now();
+    let mut text = String::new();
+    while t.elapsed() < Duration::from_secs(5) {
+        text = std::fs::read_to_string(&out).unwrap_or_default();
+        if text.contains('}') {
+            break;
+        }
+        sleep(Duration::from_millis(50)); // started detached, not waited for
+    }
+    sleep(Duration::from_millis(300));
+    let text = std::fs::read_to_string(&out).unwrap_or(text);
+    assert_eq!(
+        text.matches("event=demoted").count(),
+        1,
+        "one alert per interval: {text}"
+    );
+    assert!(text.contains("program=keepalived-mysql-notify"), "{text}");
+    let json_line = text
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .expect("JSON on stdin");
+    let v: serde_json::Value = serde_json::from_str(json_line).unwrap();
+    assert_eq!(v["event"], "demoted");
+    assert_eq!(v["details"]["state"], "FAULT");
+    assert!(
+        v["message"].as_str().unwrap().contains("read_only=ON"),
+        "{v}"
+    );
+}

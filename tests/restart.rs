@@ -26,13 +26,15 @@ impl Rig {
         let script = db.restart_script(delay_ms, fail);
         let aux = tempfile::tempdir().unwrap();
         let stop = counting_script(aux.path(), "stop.sh", &aux.path().join("stops.log"));
+        let alert = counting_script(aux.path(), "alert.sh", &aux.path().join("alerts.log"));
         let node = NodeConfig::new(
             &db,
             true,
             &format!(
-                "[keepalived-mysql-restart]\nrestart-command = {}\nstop-command = {}\n{extra}",
+                "[keepalived-mysql-restart]\nrestart-command = {}\nstop-command = {}\nalert-command = {}\n{extra}",
                 script.display(),
-                stop.display()
+                stop.display(),
+                alert.display()
             ),
         );
         Rig { db, node, aux }
@@ -149,6 +151,11 @@ fn crash_loop_exhausts_the_budget() {
     assert_eq!(rig.db.restarts(), 2, "no third restart");
     assert_eq!(rig.stops().len(), 1);
     assert!(rig.node.log().contains("crash loop"), "{}", rig.node.log());
+    assert_eq!(
+        lines(&rig.aux.path().join("alerts.log")).len(),
+        1,
+        "one alert for the give-up"
+    );
     // Giving up is final: later runs neither restart nor stop again.
     assert_eq!(rig.node.restart(&[]).code, GAVE_UP);
     assert_eq!(rig.stops().len(), 1);
