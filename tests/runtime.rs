@@ -175,3 +175,29 @@ fn syslog_gets_rfc3164_lines() {
     assert!(rest[16..].starts_with("keepalived-mysql-check["), "{line}");
     assert!(line.contains("]: healthy (active)"), "{line}");
 }
+
+/// A failure that persists is logged again at most once a minute: not on every run, and
+/// again once the last line is a minute old (backdated here instead of waiting).
+#[test]
+fn persisting_failure_is_logged_again_after_a_minute() {
+    let a = Mariadb::start(1);
+    let node = NodeConfig::new(&a, true, "");
+    fs::write(node.path("maintenance"), "").unwrap();
+    for _ in 0..3 {
+        assert_eq!(node.check(&[]).code, 17);
+    }
+    assert_eq!(node.log().lines().count(), 1, "{}", node.log());
+    let path = node.path("run/check.json");
+    let mut st: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    st["last_logged"] = serde_json::json!(st["last_logged"].as_f64().unwrap() - 61.0);
+    fs::write(&path, st.to_string()).unwrap();
+    assert_eq!(node.check(&[]).code, 17);
+    assert_eq!(node.check(&[]).code, 17);
+    let log = node.log();
+    assert_eq!(log.lines().count(), 2, "{log}");
+    assert!(
+        log.lines().nth(1).unwrap().contains("still failing since"),
+        "{log}"
+    );
+}
