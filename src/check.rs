@@ -120,10 +120,7 @@ pub fn run(s: &Settings, log: &Logger) -> Verdict {
         probe_within_deadline(s, role, start)
     };
     // When the server first stopped answering, whatever the verdict made of it.
-    let down_since = if matches!(
-        verdict.class,
-        Class::Down | Class::Timeout | Class::ServerError
-    ) {
+    let down_since = if verdict.class.unanswered() {
         Some(
             prev.as_ref()
                 .and_then(|p| p.down_since)
@@ -206,9 +203,7 @@ fn probe_within_deadline(
 /// restart. No hold once the restart hook gave up, and never on a standby: a node whose
 /// server is restarting must not be offered the VIP.
 fn hold_during_restart(s: &Settings, v: &mut Verdict, down_since: Option<f64>) {
-    if v.role != Role::Active
-        || !matches!(v.class, Class::Down | Class::Timeout | Class::ServerError)
-    {
+    if v.role != Role::Active || !v.class.unanswered() {
         return;
     }
     let st = restart::load(s);

@@ -330,31 +330,19 @@ impl Settings {
             "syslog-facility" => self.syslog_facility = parse_facility(v).map_err(bad)?,
             "maintenance-file" => self.maintenance_file = path(v)?,
             "on-too-many-connections" => {
-                self.on_too_many_connections = match v {
-                    "healthy" => TooManyConnections::Healthy,
-                    "fail" => TooManyConnections::Fail,
-                    _ => {
-                        return Err(bad(format!(
-                            "on-too-many-connections must be 'healthy' or 'fail', got '{v}'"
-                        )))
-                    }
-                }
+                self.on_too_many_connections = choice(
+                    key,
+                    v,
+                    &[
+                        ("healthy", TooManyConnections::Healthy),
+                        ("fail", TooManyConnections::Fail),
+                    ],
+                )
+                .map_err(bad)?
             }
-            "restart-command" => {
-                self.restart_command = if v.is_empty() {
-                    None
-                } else {
-                    Some(parse_argv(v).map_err(bad)?)
-                }
-            }
+            "restart-command" => self.restart_command = optional_argv(v).map_err(bad)?,
             "stop-command" => self.stop_command = parse_argv(v).map_err(bad)?,
-            "alert-command" => {
-                self.alert_command = if v.is_empty() {
-                    None
-                } else {
-                    Some(parse_argv(v).map_err(bad)?)
-                }
-            }
+            "alert-command" => self.alert_command = optional_argv(v).map_err(bad)?,
             "ready-timeout" => self.ready_timeout = parse_duration(v).map_err(bad)?,
             "restart-window" => self.restart_window = parse_duration(v).map_err(bad)?,
             "max-restarts" => {
@@ -371,15 +359,8 @@ impl Settings {
             "alert-interval" => self.alert_interval = parse_duration(v).map_err(bad)?,
             "catchup-timeout" => self.catchup_timeout = parse_duration(v).map_err(bad)?,
             "on-catchup-timeout" => {
-                self.open_on_catchup_timeout = match v {
-                    "stay-read-only" => false,
-                    "open" => true,
-                    _ => {
-                        return Err(bad(format!(
-                            "on-catchup-timeout must be 'stay-read-only' or 'open', got '{v}'"
-                        )))
-                    }
-                }
+                self.open_on_catchup_timeout =
+                    choice(key, v, &[("stay-read-only", false), ("open", true)]).map_err(bad)?
             }
             "peer-host" => {
                 self.peer_host = if v.is_empty() {
@@ -448,6 +429,27 @@ fn parse_port(key: &str, v: &str) -> Result<u16, String> {
         .ok()
         .filter(|p| *p != 0)
         .ok_or_else(|| format!("{key} must be 1-65535, got '{v}'"))
+}
+
+/// One of a few named values.
+fn choice<T: Copy>(key: &str, v: &str, options: &[(&str, T)]) -> Result<T, String> {
+    options
+        .iter()
+        .find(|(name, _)| *name == v)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| {
+            let names: Vec<String> = options.iter().map(|(n, _)| format!("'{n}'")).collect();
+            format!("{key} must be {}, got '{v}'", names.join(" or "))
+        })
+}
+
+/// A command, or empty for none.
+fn optional_argv(v: &str) -> Result<Option<Vec<String>>, String> {
+    if v.is_empty() {
+        Ok(None)
+    } else {
+        parse_argv(v).map(Some)
+    }
 }
 
 /// on/off, as my.cnf booleans also accept 1/0, true/false, yes/no.

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::alert;
 use crate::command;
-use crate::config::{Endpoint, Settings};
+use crate::config::Settings;
 use crate::dialect::{Dialect, Flavor};
 use crate::lock::{self, Lock, LockError};
 use crate::log::{Logger, Severity};
@@ -353,7 +353,6 @@ fn peer_settings(s: &Settings) -> Option<Settings> {
     let mut p = s.clone();
     p.host = Some(ip.to_string());
     p.port = s.peer_port;
-    debug_assert!(matches!(p.endpoint(), Ok(Endpoint::Tcp(..))));
     Some(p)
 }
 

@@ -79,6 +79,12 @@ impl Class {
         }
     }
 
+    /// The server did not answer (as opposed to answering badly): what
+    /// hold-vip-during-restart covers and what starts its clock.
+    pub fn unanswered(self) -> bool {
+        matches!(self, Class::Down | Class::Timeout | Class::ServerError)
+    }
+
     /// Short meaning, for `--help` and logs.
     pub fn describe(self) -> &'static str {
         match self {
