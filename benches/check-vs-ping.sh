@@ -29,7 +29,9 @@ mariadb-install-db --no-defaults --datadir="$work/template" --user=root \
 start() { # id port
     local id=$1 port=$2 d="$work/n$1"
     cp -a "$work/template" "$d"
-    mariadbd --no-defaults --datadir="$d" --socket="$d/sock" --port="$port" \
+    # Own tmpdir: a starting mariadbd deletes the #sql* files of its tmpdir.
+    mkdir "$d.tmp"
+    mariadbd --no-defaults --datadir="$d" --tmpdir="$d.tmp" --socket="$d/sock" --port="$port" \
         --bind-address=127.0.0.1 --user=root --server-id="$id" --gtid-domain-id="$id" \
         --log-bin="$d/binlog" --log-slave-updates --skip-name-resolve \
         --innodb-buffer-pool-size=32M --performance-schema=OFF --skip-slave-start \

@@ -47,11 +47,14 @@ fn template() -> &'static Path {
         lock.lock().unwrap();
         if !dir.join("mysql").exists() {
             let staging = base.join(format!("mariadb-template.{}", std::process::id()));
+            let tmp = base.join(format!("mariadb-template-tmp.{}", std::process::id()));
             let _ = fs::remove_dir_all(&staging);
             fs::create_dir_all(&staging).unwrap();
+            fs::create_dir_all(&tmp).unwrap();
             let out = Command::new(sbin("mariadb-install-db"))
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", staging.display()))
+                .arg(format!("--tmpdir={}", tmp.display()))
                 .args([
                     "--user=root",
                     "--auth-root-authentication-method=normal",
@@ -65,6 +68,7 @@ fn template() -> &'static Path {
                 String::from_utf8_lossy(&out.stderr)
             );
             fs::rename(&staging, &dir).unwrap();
+            let _ = fs::remove_dir_all(&tmp);
         }
         dir
     })
@@ -105,6 +109,9 @@ impl Mariadb {
             .status()
             .unwrap();
         assert!(st.success());
+        // A private tmpdir: a starting mariadbd deletes every #sql* file in its tmpdir,
+        // which with a shared /tmp breaks the temporary tables of the other instances.
+        fs::create_dir(dir.path().join("tmp")).unwrap();
         let mut m = Mariadb {
             socket: dir.path().join("mysqld.sock"),
             dir,
@@ -143,6 +150,7 @@ impl Mariadb {
             sbin("mariadbd").display().to_string(),
             "--no-defaults".into(),
             format!("--datadir={}", data.display()),
+            format!("--tmpdir={}", self.dir.path().join("tmp").display()),
             format!("--socket={}", self.socket.display()),
             format!("--port={}", self.port),
             format!("--pid-file={}", self.pid_file().display()),
