@@ -84,7 +84,7 @@ scenario_crash_hold_on() {
     start --hold-vip on || return
     local a; a=$(holder)
     fault_now
-    kill -KILL "$(cat "$(pidfile "$a")")"
+    kill_mysqld "$a"
     wait_for 5 down_now "$a"
     local dead=$EPOCHREALTIME moved=0
     for _ in $(seq 150); do
@@ -104,7 +104,7 @@ scenario_crash_hold_off() {
     start --hold-vip off || return
     local a b; a=$(holder); b=$(other "$a")
     fault_now
-    kill -KILL "$(cat "$(pidfile "$a")")"
+    kill_mysqld "$a"
     expect "hold off: the VIP moves to $b" wait_for 15 holder_is "$b"
     expect "hold off: writes flow through $b" wait_for 15 writes_via "$b"
     expect "hold off: $a's mysqld is restarted and read-only" wait_for 40 read_only_standby "$a"
@@ -121,7 +121,7 @@ scenario_crash_no_restart() {
     set_restart "$a" /usr/bin/false
     sed -i 's/^ready-timeout .*/ready-timeout           = 3s/' "/etc/netns/$a/keepalived-mysql/keepalived-mysql.cnf"
     fault_now
-    kill -KILL "$(cat "$(pidfile "$a")")"
+    kill_mysqld "$a"
     expect "no restart: the VIP moves to $b" wait_for 15 holder_is "$b"
     expect "no restart: writes flow through $b" wait_for 15 writes_via "$b"
     expect "no restart: keepalived on $a is stopped" wait_for 30 sh -c \
@@ -156,7 +156,7 @@ scenario_broken_standby() {
         "ip netns exec $b /usr/sbin/keepalived-mysql-check; [ \$? = 14 ]"
     set_restart "$a" /usr/bin/false
     fault_now
-    kill -KILL "$(cat "$(pidfile "$a")")"
+    kill_mysqld "$a"
     expect "broken: $a gives up the VIP" wait_for 15 sh -c "! ip -n $a -br addr show dev eth0 | grep -q $VIP/"
     sleep 5
     expect "broken: $b never takes the VIP (nobody holds it: the safe outcome)" [ -z "$(holder || true)" ]
