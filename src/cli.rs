@@ -136,6 +136,20 @@ impl CommonArgs {
         overrides.extend(extra.iter().cloned());
         Settings::load(&self.file_choice(), program, &overrides)
     }
+
+    /// What every binary does before its own work: answer `--print-defaults`, or load
+    /// the settings. `Err` is the exit code to leave with.
+    pub fn settings_or_exit(
+        &self,
+        program: &str,
+        extra: &[(&'static str, String)],
+    ) -> Result<Settings, ExitCode> {
+        if self.print_defaults {
+            return Err(print_defaults(self, program));
+        }
+        self.load(program, extra)
+            .map_err(|e| config_failure(program, &e))
+    }
 }
 
 /// Options of the restart hook (also valid in the option file).
@@ -208,7 +222,7 @@ pub fn config_failure(program: &str, e: &ConfigError) -> ExitCode {
 }
 
 /// `--print-defaults`: what the option files give `program`.
-pub fn print_defaults(common: &CommonArgs, program: &str) -> ExitCode {
+fn print_defaults(common: &CommonArgs, program: &str) -> ExitCode {
     match Settings::print_defaults(&common.file_choice(), program) {
         Ok(lines) => {
             for l in lines {

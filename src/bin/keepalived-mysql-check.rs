@@ -26,18 +26,15 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if cli.common.print_defaults {
-        return cli::print_defaults(&cli.common, PROGRAM);
-    }
     let extra: Vec<_> = cli
         .on_too_many_connections
         .clone()
         .map(|v| ("on-too-many-connections", v))
         .into_iter()
         .collect();
-    let settings = match cli.common.load(PROGRAM, &extra) {
+    let settings = match cli.common.settings_or_exit(PROGRAM, &extra) {
         Ok(s) => s,
-        Err(e) => return cli::config_failure(PROGRAM, &e),
+        Err(code) => return code,
     };
     let v = check::run(&settings, &Logger::new(PROGRAM, &settings));
     let code = match cli.format {

@@ -36,19 +36,19 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if cli.common.print_defaults {
-        return cli::print_defaults(&cli.common, PROGRAM);
-    }
+    let settings = match cli
+        .common
+        .settings_or_exit(PROGRAM, &cli.notify.overrides())
+    {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let event = match notify::parse_event(&cli.event) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("{PROGRAM}: {e}");
             return ExitCode::from(Class::Usage.code());
         }
-    };
-    let settings = match cli.common.load(PROGRAM, &cli.notify.overrides()) {
-        Ok(s) => s,
-        Err(e) => return cli::config_failure(PROGRAM, &e),
     };
     let log = Logger::new(PROGRAM, &settings);
     if event.state == VrrpState::Stop {

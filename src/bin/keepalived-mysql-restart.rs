@@ -45,12 +45,12 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if cli.common.print_defaults {
-        return cli::print_defaults(&cli.common, PROGRAM);
-    }
-    let settings = match cli.common.load(PROGRAM, &cli.restart.overrides()) {
+    let settings = match cli
+        .common
+        .settings_or_exit(PROGRAM, &cli.restart.overrides())
+    {
         Ok(s) => s,
-        Err(e) => return cli::config_failure(PROGRAM, &e),
+        Err(code) => return code,
     };
     let log = Logger::new(PROGRAM, &settings);
     if cli.status {
