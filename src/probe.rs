@@ -98,6 +98,8 @@ pub fn classify(e: &WireError) -> ProbeError {
         WireError::Io { .. } => ProbeError::new(Class::Down, e.to_string()),
         // We cannot log in the way the account demands: our setup, not the server.
         WireError::Unsupported(m) => ProbeError::new(Class::Config, m.clone()),
+        // Something answers, but not as a server should: alive, never "down".
+        WireError::Protocol(_) => ProbeError::new(Class::Protocol, e.to_string()),
     }
 }
 

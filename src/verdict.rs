@@ -21,10 +21,11 @@ pub enum Class {
     WritesBlocked,
     Maintenance,
     ServerError,
+    Protocol,
 }
 
 impl Class {
-    pub const ALL: [Class; 14] = [
+    pub const ALL: [Class; 15] = [
         Class::Ok,
         Class::Internal,
         Class::Usage,
@@ -39,6 +40,7 @@ impl Class {
         Class::WritesBlocked,
         Class::Maintenance,
         Class::ServerError,
+        Class::Protocol,
     ];
 
     pub fn code(self) -> u8 {
@@ -57,6 +59,7 @@ impl Class {
             Class::WritesBlocked => 16,
             Class::Maintenance => 17,
             Class::ServerError => 18,
+            Class::Protocol => 19,
         }
     }
 
@@ -76,11 +79,11 @@ impl Class {
             Class::WritesBlocked => "writes-blocked",
             Class::Maintenance => "maintenance",
             Class::ServerError => "server-error",
+            Class::Protocol => "bad-reply",
         }
     }
 
-    /// The server did not answer (as opposed to answering badly): what
-    /// hold-vip-during-restart covers and what starts its clock.
+    /// The server did not answer (as opposed to answering badly).
     pub fn unanswered(self) -> bool {
         matches!(self, Class::Down | Class::Timeout | Class::ServerError)
     }
@@ -102,6 +105,7 @@ impl Class {
             Class::WritesBlocked => "writes blocked on the active node",
             Class::Maintenance => "maintenance (drain file)",
             Class::ServerError => "unexpected server error",
+            Class::Protocol => "bad reply from the server (protocol error)",
         }
     }
 

@@ -39,8 +39,11 @@ pub enum WireError {
     Io { err: io::Error, connected: bool },
     /// An ERR packet from the server.
     Server { code: u16, msg: String },
-    /// Something we do not speak (auth plugin, protocol version) or a malformed reply.
+    /// Something we do not speak (auth plugin, protocol version): our setup.
     Unsupported(String),
+    /// A reply that breaks the protocol: the server (or whatever listens there) is
+    /// alive but not answering as a MySQL server should.
+    Protocol(String),
 }
 
 impl std::fmt::Display for WireError {
@@ -56,6 +59,7 @@ impl std::fmt::Display for WireError {
             } => write!(f, "connection lost: {err}"),
             WireError::Server { code, msg } => write!(f, "error {code}: {msg}"),
             WireError::Unsupported(m) => f.write_str(m),
+            WireError::Protocol(m) => write!(f, "bad reply from server: {m}"),
         }
     }
 }
@@ -121,6 +125,10 @@ pub struct Conn {
     buf: Vec<u8>,
     /// Set while a multi-statement reply still has result sets to read.
     more: bool,
+    /// After an I/O error, a timeout or a bad reply, where the next reply starts is
+    /// unknown: a late reply to the previous statement would be read as the answer to
+    /// the next one. Such a connection is never used again.
+    broken: bool,
 }
 
 pub enum Target<'a> {
@@ -137,7 +145,7 @@ impl Conn {
         let timeout = timeout.max(Duration::from_millis(1));
         let stream = match target {
             Target::Socket(p) => {
-                let s = UnixStream::connect(p).map_err(io_err(false))?;
+                let s = unix_connect(p, timeout).map_err(io_err(false))?;
                 s.set_read_timeout(Some(timeout)).map_err(io_err(false))?;
                 s.set_write_timeout(Some(timeout)).map_err(io_err(false))?;
                 Stream::Unix(s)
@@ -158,9 +166,34 @@ impl Conn {
             connection_id: 0,
             buf: Vec::with_capacity(4096),
             more: false,
+            broken: false,
         };
         conn.handshake(user, password, is_socket)?;
         Ok(conn)
+    }
+
+    /// How long a reply may take from now on. Callers whose statement waits on the
+    /// server side (lock_wait_timeout, MASTER_GTID_WAIT) set it longer than that wait.
+    pub fn set_read_timeout(&mut self, t: Duration) {
+        let t = Some(t.max(Duration::from_millis(1)));
+        let _ = match self.stream.get_ref() {
+            Stream::Unix(s) => s.set_read_timeout(t),
+            Stream::Tcp(s) => s.set_read_timeout(t),
+        };
+    }
+
+    /// Whether an earlier error left this connection unusable.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Marks the connection broken when `r` failed in a way that loses track of the
+    /// reply stream (anything but a clean ERR packet).
+    fn track<T>(&mut self, r: Result<T>) -> Result<T> {
+        if let Err(WireError::Io { .. } | WireError::Protocol(_) | WireError::Unsupported(_)) = &r {
+            self.broken = true;
+        }
+        r
     }
 
     fn handshake(&mut self, user: &str, password: &str, is_socket: bool) -> Result<()> {
@@ -172,7 +205,7 @@ impl Conn {
         let mut r = Reader::new(&pkt);
         let proto = r.u8()?;
         if proto != 10 {
-            return Err(WireError::Unsupported(format!(
+            return Err(WireError::Protocol(format!(
                 "handshake protocol {proto} (need 10)"
             )));
         }
@@ -263,36 +296,43 @@ impl Conn {
                     }
                 },
                 _ => {
-                    return Err(WireError::Unsupported(
+                    return Err(WireError::Protocol(
                         "unexpected packet during authentication".into(),
                     ))
                 }
             }
         }
-        Err(WireError::Unsupported(
-            "authentication did not finish".into(),
-        ))
+        Err(WireError::Protocol("authentication did not finish".into()))
     }
 
     /// Sends `sql` (one or more statements) and returns the first result.
     /// Call [`Conn::next_result`] for the following ones.
     pub fn query(&mut self, sql: &str) -> Result<ResultSet> {
+        if self.broken {
+            return Err(WireError::Io {
+                err: io::Error::other("connection unusable after an earlier error"),
+                connected: true,
+            });
+        }
         self.drain()?;
         self.seq = 0;
         let mut out = Vec::with_capacity(sql.len() + 1);
         out.push(0x03);
         out.extend_from_slice(sql.as_bytes());
-        self.write_packet(&out)?;
-        self.read_result()
+        let r = self.write_packet(&out);
+        self.track(r)?;
+        let r = self.read_result();
+        self.track(r)
     }
 
     /// The next result of a multi-statement query, `None` when there is none. An error
     /// in statement N ends the reply: the server runs no statement after it.
     pub fn next_result(&mut self) -> Option<Result<ResultSet>> {
-        if !self.more {
+        if !self.more || self.broken {
             return None;
         }
-        Some(self.read_result())
+        let r = self.read_result();
+        Some(self.track(r))
     }
 
     fn drain(&mut self) -> Result<()> {
@@ -371,7 +411,7 @@ impl Conn {
         match p.first() {
             Some(0xfe) => Ok(()),
             Some(0xff) => Err(parse_err(&p)),
-            _ => Err(WireError::Unsupported(
+            _ => Err(WireError::Protocol(
                 "expected EOF after column definitions".into(),
             )),
         }
@@ -424,11 +464,75 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        if self.broken {
+            return;
+        }
         // COM_QUIT, best effort: the server would notice the closed socket anyway, but
         // an orderly quit keeps "Aborted connections" counters meaningful.
         self.seq = 0;
         let _ = self.write_packet(&[0x01]);
     }
+}
+
+/// A unix-socket connect that cannot block: when a frozen server's listen backlog is
+/// full, a blocking connect(2) would wait forever, so connect non-blocking and retry
+/// until `timeout` (the kernel gives EAGAIN for a full backlog, nothing to poll on).
+fn unix_connect(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: zeroed sockaddr_un is valid; we copy at most sun_path's size - 1 bytes.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "socket path too long",
+        ));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: plain socket(2); the fd is owned by the UnixStream right away.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh socket we own.
+    let stream = unsafe { UnixStream::from_raw_fd(fd) };
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        // SAFETY: addr is a filled sockaddr_un of the size we pass.
+        let r = unsafe {
+            libc::connect(
+                fd,
+                &addr as *const libc::sockaddr_un as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EAGAIN) {
+            return Err(e);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connect timed out: the server's listen backlog stays full (frozen?)",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stream.set_nonblocking(false)?;
+    Ok(stream)
 }
 
 fn parse_err(pkt: &[u8]) -> WireError {
@@ -502,7 +606,7 @@ struct Reader<'a> {
 }
 
 fn short() -> WireError {
-    WireError::Unsupported("malformed packet from server".into())
+    WireError::Protocol("malformed packet".into())
 }
 
 impl<'a> Reader<'a> {
