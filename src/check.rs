@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::command;
 use crate::config::{Settings, TooManyConnections};
 use crate::dialect::{Dialect, ReplicaStatus};
+use crate::files;
 use crate::lock::{self, LockError};
 use crate::log::{Logger, Severity};
 use crate::probe::{self, Observation, Plan, ProbeError, Stage, StageCell};
@@ -19,6 +21,11 @@ use crate::verdict::Class;
 pub const PROGRAM: &str = "keepalived-mysql-check";
 pub const STATE_FILE: &str = "check.json";
 pub const LOCK_FILE: &str = "check.lock";
+/// Observer runs (`--format text|json|nagios`) serialize on their own lock, never on
+/// keepalived's: a monitor can then never make keepalived's run wait or fail.
+pub const OBSERVER_LOCK_FILE: &str = "check-observer.lock";
+/// A standby seen writable on two runs in a row is demoted again at most this often.
+const REDEMOTE_EVERY_SECS: f64 = 10.0;
 /// Written by keepalived-mysql-notify.
 pub const NOTIFY_STATE_FILE: &str = "notify.json";
 /// A failure that persists is logged again at most this often.
@@ -61,6 +68,23 @@ pub struct CheckState {
     /// Since when the server has not been answering (for hold-vip-during-restart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub down_since: Option<f64>,
+    /// Since when this node, without the VIP, has been seen writable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writable_since: Option<f64>,
+    /// When the check last started a demotion of that writable standby.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redemoted_at: Option<f64>,
+}
+
+/// Who runs the check. Only keepalived's runs decide, log and record; runs for humans
+/// and monitors observe, on a lock of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// `--format quiet` (the default): keepalived's vrrp_script, or an operator running
+    /// exactly that.
+    Keepalived,
+    /// `--format text|json|nagios`: prints its own live verdict, changes nothing.
+    Observer,
 }
 
 impl Verdict {
@@ -81,32 +105,49 @@ impl Verdict {
     }
 }
 
-/// One run: lock, decide, log changes, record state. Never blocks on the lock and never
-/// runs past `timeout` (the probe runs in a worker the deadline abandons).
-pub fn run(s: &Settings, log: &Logger) -> Verdict {
+/// One run: lock, decide, and (keepalived's runs only) log changes and record state.
+/// A busy lock is waited for within the run's own deadline, never longer: the probe
+/// then gets what is left. `file_args` are passed on to a demotion the check starts.
+pub fn run(s: &Settings, log: &Logger, caller: Caller, file_args: &[String]) -> Verdict {
     let start = Instant::now();
+    let deadline = probe_deadline(s, start);
     let unknown_role = (Role::Standby, RoleSource::Default);
-    if let Err(e) = lock::ensure_dir(&s.runtime_dir) {
-        let v = Verdict::new(
-            Class::Config,
-            format!("runtime-dir {}: {e}", s.runtime_dir.display()),
-            unknown_role,
-        );
+    let config_error = |msg: String| {
+        let v = Verdict::new(Class::Config, msg, unknown_role);
         log.log(Severity::Err, &v.reason);
-        return v;
-    }
-    let _lock = match lock::try_lock(&s.state_path(LOCK_FILE)) {
-        Ok(l) => l,
-        // The run holding the lock will report; keepalived's own log shows this code.
-        Err(LockError::Busy) => {
-            return Verdict::new(Class::Timeout, "previous check still running", unknown_role)
-        }
-        Err(LockError::Io(e)) => {
-            let v = Verdict::new(Class::Config, format!("lock file: {e}"), unknown_role);
-            log.log(Severity::Err, &v.reason);
-            return v;
-        }
+        v
     };
+    if caller == Caller::Keepalived {
+        if let Err(e) = lock::ensure_dir(&s.runtime_dir).and_then(|()| log.check_usable()) {
+            return config_error(e);
+        }
+    }
+    let lock_file = match caller {
+        Caller::Keepalived => LOCK_FILE,
+        Caller::Observer => OBSERVER_LOCK_FILE,
+    };
+    let lock = match lock::lock_within(&s.state_path(lock_file), deadline) {
+        Ok(l) => Some(l),
+        Err(LockError::Busy) => {
+            // The holder has been waiting on the server for our whole deadline: that
+            // run reports the hung server itself.
+            let ms = s.timeout.as_millis();
+            return Verdict::new(
+                Class::Timeout,
+                format!(
+                    "another check held {lock_file} for the whole {ms}ms deadline (server hung?)"
+                ),
+                unknown_role,
+            );
+        }
+        Err(LockError::Io(e)) if caller == Caller::Keepalived => return config_error(e),
+        // An observer that may not use the runtime dir still gets its own answer.
+        Err(LockError::Io(_)) => None,
+    };
+    // Held until the process exits, not until this function returns: a probe thread
+    // abandoned at the deadline keeps its connection open until then, and the next run
+    // must not connect beside it.
+    std::mem::forget(lock);
     let prev: Option<CheckState> = state::read_json(&s.state_path(STATE_FILE));
     let role = role::detect(s.vip, &s.state_path(NOTIFY_STATE_FILE));
 
@@ -117,7 +158,7 @@ pub fn run(s: &Settings, log: &Logger) -> Verdict {
         );
         (Verdict::new(Class::Maintenance, reason, role), None)
     } else {
-        probe_within_deadline(s, role, start)
+        probe_within_deadline(s, role, deadline)
     };
     // When the server first stopped answering, whatever the verdict made of it.
     let down_since = if verdict.class.unanswered() {
@@ -129,20 +170,102 @@ pub fn run(s: &Settings, log: &Logger) -> Verdict {
     } else {
         None
     };
-    hold_during_restart(s, &mut verdict, down_since);
+    let unheld = verdict.clone();
+    let held = hold_during_restart(s, &mut verdict, down_since);
     verdict.elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
-    record(s, log, prev, &verdict, dialect, down_since);
+    if caller == Caller::Observer {
+        return verdict;
+    }
+    let (writable_since, redemoted_at) = redemote_writable_standby(log, &prev, &verdict, file_args);
+    let next = CheckState {
+        verdict: verdict.clone(),
+        since: 0.0,
+        since_rfc3339: String::new(),
+        checked_at: now_unix(),
+        last_logged: 0.0,
+        dialect,
+        down_since,
+        writable_since,
+        redemoted_at,
+    };
+    if let Err(e) = record(s, log, prev.clone(), next) {
+        let path = s.state_path(STATE_FILE);
+        if held {
+            // Without a recorded start, every run would think the outage just began
+            // and hold the VIP forever: no hold without a record.
+            let msg = format!(
+                "cannot record the check state in {}: {e} ({}): hold-vip-during-restart ends",
+                path.display(),
+                files::whoami()
+            );
+            log.log(Severity::Err, &msg);
+            let mut v = unheld;
+            v.notes.push(msg);
+            v.elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+            return v;
+        }
+        log.log(
+            Severity::Err,
+            &format!(
+                "cannot record the check state in {}: {e} ({})",
+                path.display(),
+                files::whoami()
+            ),
+        );
+    }
     verdict
+}
+
+/// The probe's share of the deadline: a little is left for logging and the state file.
+fn probe_deadline(s: &Settings, start: Instant) -> Instant {
+    let margin = (s.timeout / 10).min(Duration::from_millis(100));
+    start + s.timeout - margin
+}
+
+/// A node without the VIP must be read-only. Seen writable on two runs in a row (one
+/// sighting can be a demotion under way), the notify hook died, was killed or failed:
+/// start it again, detached, at most every 10 s. The check itself never writes here.
+fn redemote_writable_standby(
+    log: &Logger,
+    prev: &Option<CheckState>,
+    v: &Verdict,
+    file_args: &[String],
+) -> (Option<f64>, Option<f64>) {
+    let definite = v.role_source != RoleSource::Default;
+    if !(v.role == Role::Standby && definite && v.read_only == Some(false)) {
+        return (None, None);
+    }
+    let now = now_unix();
+    let prev_since = prev.as_ref().and_then(|p| p.writable_since);
+    let last = prev.as_ref().and_then(|p| p.redemoted_at);
+    let since = prev_since.unwrap_or(now);
+    if prev_since.is_none() || last.is_some_and(|t| now - t < REDEMOTE_EVERY_SECS) {
+        return (Some(since), last);
+    }
+    let mut args = file_args.to_vec();
+    args.extend(["--from-check".to_string(), "backup".to_string()]);
+    match command::spawn_sibling(crate::notify::PROGRAM, &args) {
+        Ok(argv) => log.log(
+            Severity::Err,
+            &format!(
+                "read_only=OFF on a node without the VIP since {}: demoting it again ({})",
+                rfc3339(since),
+                command::display(&argv)
+            ),
+        ),
+        Err(e) => log.log(
+            Severity::Err,
+            &format!("read_only=OFF on a node without the VIP, and the demotion cannot start: {e}"),
+        ),
+    }
+    (Some(since), Some(now))
 }
 
 fn probe_within_deadline(
     s: &Settings,
     role: (Role, RoleSource),
-    start: Instant,
+    probe_deadline: Instant,
 ) -> (Verdict, Option<Dialect>) {
-    // Leave a little of the deadline for logging and the state file.
-    let margin = (s.timeout / 10).min(Duration::from_millis(100));
-    let probe_deadline = start + s.timeout - margin;
     let stage = StageCell::default();
     let (tx, rx) = mpsc::channel();
     {
@@ -200,32 +323,39 @@ fn probe_within_deadline(
 /// mysqld comes back (the classic behaviour), for up to `ready-timeout` from the first
 /// failure: the check (every second) sees a dead server before the restart hook (every
 /// few seconds) has recorded its restart, so the hold starts at the failure, not at the
-/// restart. No hold once the restart hook gave up, and never on a standby: a node whose
-/// server is restarting must not be offered the VIP.
-fn hold_during_restart(s: &Settings, v: &mut Verdict, down_since: Option<f64>) {
+/// restart. Only for a server that is dead (cannot connect) or that the restart hook is
+/// restarting: a hung one (accepts, never answers) is never restarted, so holding would
+/// only delay the failover. No hold once the restart hook gave up, and never on a
+/// standby: a node whose server is restarting must not be offered the VIP.
+/// Returns whether it held.
+fn hold_during_restart(s: &Settings, v: &mut Verdict, down_since: Option<f64>) -> bool {
     if v.role != Role::Active || !v.class.unanswered() {
-        return;
+        return false;
     }
     let st = restart::load(s);
     let now = now_unix();
-    let deadline = if st.phase == restart::Phase::GaveUp {
-        return;
-    } else if st.hold_vip && st.in_flight(now) {
+    let restarting = st.in_flight(now);
+    if st.phase == restart::Phase::GaveUp || (v.class != Class::Down && !restarting) {
+        return false;
+    }
+    let deadline = if st.hold_vip && restarting {
         st.ready_deadline.unwrap_or(now)
     } else if s.hold_vip_during_restart {
         down_since.unwrap_or(now) + s.ready_timeout.as_secs_f64()
     } else {
-        return;
+        return false;
     };
-    if now < deadline {
-        v.notes.push(format!("{} ({})", v.reason, v.class.name()));
-        v.class = Class::Ok;
-        v.code = 0;
-        v.reason = format!(
-            "mysqld restarting, VIP held until {} (hold-vip-during-restart = on)",
-            rfc3339(deadline)
-        );
+    if now >= deadline {
+        return false;
     }
+    v.notes.push(format!("{} ({})", v.reason, v.class.name()));
+    v.class = Class::Ok;
+    v.code = 0;
+    v.reason = format!(
+        "mysqld restarting, VIP held until {} (hold-vip-during-restart = on)",
+        rfc3339(deadline)
+    );
+    true
 }
 
 fn from_probe_error(s: &Settings, role: (Role, RoleSource), e: ProbeError) -> Verdict {
@@ -333,15 +463,16 @@ pub fn judge(s: &Settings, role: (Role, RoleSource), obs: Observation) -> Verdic
     v
 }
 
+/// Logs a change (and a persisting failure once a minute) and writes check.json.
+/// `next` comes with the verdict and the trackers; history fields are filled here.
 fn record(
     s: &Settings,
     log: &Logger,
     prev: Option<CheckState>,
-    v: &Verdict,
-    dialect: Option<Dialect>,
-    down_since: Option<f64>,
-) {
-    let now = now_unix();
+    mut next: CheckState,
+) -> std::io::Result<()> {
+    let v = &next.verdict;
+    let now = next.checked_at;
     let changed = prev.as_ref().is_none_or(|p| p.verdict.class != v.class);
     let notes_changed = prev.as_ref().is_none_or(|p| p.verdict.notes != v.notes);
     let last_logged = prev.as_ref().map(|p| p.last_logged).unwrap_or(0.0);
@@ -393,17 +524,14 @@ fn record(
         log.log(sev, &msg);
         logged = now;
     }
-    let st = CheckState {
-        verdict: v.clone(),
-        since,
-        since_rfc3339: rfc3339(since),
-        checked_at: now,
-        last_logged: logged,
-        // Keep the last known server version across failures, for humans.
-        dialect: dialect.or_else(|| prev.and_then(|p| p.dialect)),
-        down_since,
-    };
-    let _ = state::write_json(&s.state_path(STATE_FILE), &st);
+    next.since = since;
+    next.since_rfc3339 = rfc3339(since);
+    next.last_logged = logged;
+    // Keep the last known server version across failures, for humans.
+    if next.dialect.is_none() {
+        next.dialect = prev.and_then(|p| p.dialect);
+    }
+    state::write_json(&s.state_path(STATE_FILE), &next)
 }
 
 fn role_word(v: &Verdict) -> &'static str {

@@ -176,11 +176,15 @@ pub struct RestartArgs {
     /// Command run with the event as JSON on stdin when this node gives up
     #[arg(long, value_name = "COMMAND")]
     pub alert_command: Option<String>,
+    /// Bound of the liveness probe: connect, log in, SELECT 1 (default 1s)
+    #[arg(long, value_name = "DURATION")]
+    pub connect_timeout: Option<String>,
 }
 
 impl RestartArgs {
     pub fn overrides(&self) -> Vec<(&'static str, String)> {
         given(&[
+            ("connect-timeout", &self.connect_timeout),
             ("restart-command", &self.restart_command),
             ("stop-command", &self.stop_command),
             ("ready-timeout", &self.ready_timeout),
@@ -261,11 +265,15 @@ pub struct NotifyArgs {
     /// The same alert at most once per this interval
     #[arg(long, value_name = "DURATION")]
     pub alert_interval: Option<String>,
+    /// Bound of each connection attempt to this node's and the peer's server (default 1s)
+    #[arg(long, value_name = "DURATION")]
+    pub connect_timeout: Option<String>,
 }
 
 impl NotifyArgs {
     pub fn overrides(&self) -> Vec<(&'static str, String)> {
         given(&[
+            ("connect-timeout", &self.connect_timeout),
             ("catchup-timeout", &self.catchup_timeout),
             ("on-catchup-timeout", &self.on_catchup_timeout),
             ("peer-host", &self.peer_host),

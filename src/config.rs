@@ -22,6 +22,7 @@ pub const SYSTEMCTL: &str = "/usr/bin/systemctl";
 pub const CLIENT_KEYS: &[&str] = &["user", "password", "socket", "host", "port"];
 pub const SETTING_KEYS: &[&str] = &[
     "timeout",
+    "connect-timeout",
     "max-lag",
     "heartbeat-table",
     "vip",
@@ -114,7 +115,11 @@ pub struct Settings {
     pub socket: Option<PathBuf>,
     pub host: Option<String>,
     pub port: u16,
+    /// The check's deadline for a whole run; nothing else.
     pub timeout: Duration,
+    /// Connecting (and logging in) for the restart and notify hooks, and the restart
+    /// hook's liveness query.
+    pub connect_timeout: Duration,
     pub max_lag: Duration,
     pub heartbeat_table: Option<HeartbeatTable>,
     pub vip: Option<IpAddr>,
@@ -154,6 +159,7 @@ impl Default for Settings {
             host: None,
             port: 3306,
             timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
             max_lag: Duration::from_secs(10),
             heartbeat_table: Some(HeartbeatTable {
                 schema: "keepalived_mysql".into(),
@@ -278,6 +284,21 @@ impl Settings {
         for (flag, value) in overrides {
             s.set(flag, Some(value), &format!("--{flag}"))?;
         }
+        // The restart hook needs root (systemctl); the notify hook runs as the script
+        // user in the sample config, so starting it from there could never work.
+        // SAFETY: geteuid has no preconditions.
+        if program == "keepalived-mysql-notify"
+            && s.restart_on_fault
+            && unsafe { libc::geteuid() } != 0
+        {
+            return Err(ConfigError::Value {
+                origin: "restart-on-fault".into(),
+                msg: "'on' needs the notify hook to run as root (the restart hook's systemctl \
+                      does); run keepalived-mysql-restart as its own vrrp_script with \
+                      'user root' instead, as the sample keepalived.conf does"
+                    .into(),
+            });
+        }
         Ok(s)
     }
 
@@ -303,7 +324,10 @@ impl Settings {
             "socket" => self.socket = Some(path(v)?),
             "host" => self.host = Some(v.to_string()),
             "port" => self.port = parse_port(key, v).map_err(bad)?,
-            "timeout" => self.timeout = parse_duration(v).map_err(bad)?,
+            "timeout" => self.timeout = parse_positive_duration(key, v).map_err(bad)?,
+            "connect-timeout" => {
+                self.connect_timeout = parse_positive_duration(key, v).map_err(bad)?
+            }
             "max-lag" => self.max_lag = parse_duration(v).map_err(bad)?,
             "heartbeat-table" => self.heartbeat_table = parse_table(v).map_err(bad)?,
             "vip" => {
@@ -415,13 +439,28 @@ impl Settings {
 /// `1500ms`, `2s`, `1m`; a bare number is seconds, as in my.cnf timeouts.
 pub fn parse_duration(v: &str) -> Result<Duration, String> {
     let v = v.trim();
-    if let Ok(secs) = v.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
+    let d = match v.parse::<f64>() {
+        Ok(secs) if secs >= 0.0 => Duration::try_from_secs_f64(secs).ok(),
+        _ => humantime::parse_duration(v).ok(),
     }
-    humantime::parse_duration(v)
-        .map_err(|_| format!("'{v}' is not a duration (examples: 1500ms, 2s, 1m)"))
+    .ok_or_else(|| format!("'{v}' is not a duration (examples: 1500ms, 2s, 1m)"))?;
+    // Deadlines are added to clocks: an absurd value must be refused here, not
+    // overflow (and abort) later.
+    if d > MAX_DURATION {
+        return Err(format!("'{v}' is too long (at most 366d)"));
+    }
+    Ok(d)
+}
+
+const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// A deadline-like duration: a zero one would fail every run.
+fn parse_positive_duration(key: &str, v: &str) -> Result<Duration, String> {
+    let d = parse_duration(v)?;
+    if d < Duration::from_millis(10) {
+        return Err(format!("{key} must be at least 10ms, got '{v}'"));
+    }
+    Ok(d)
 }
 
 fn parse_port(key: &str, v: &str) -> Result<u16, String> {
@@ -617,6 +656,20 @@ mod tests {
         assert_eq!(parse_duration("0.5").unwrap(), Duration::from_millis(500));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1").is_err());
+        // Huge values are refused, never overflow.
+        for v in [
+            "1e30",
+            "1e400",
+            "NaN",
+            "inf",
+            "99999999999999999999d",
+            "367d",
+            "10000y",
+        ] {
+            assert!(parse_duration(v).is_err(), "{v}");
+        }
+        assert_eq!(parse_duration("366d").unwrap(), MAX_DURATION);
+        assert!(parse_positive_duration("timeout", "0").is_err());
     }
 
     #[test]

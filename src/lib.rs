@@ -7,6 +7,7 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod dialect;
+pub mod files;
 pub mod lock;
 pub mod log;
 pub mod notify;

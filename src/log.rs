@@ -1,8 +1,10 @@
 //! Logging to syslog (RFC 3164 on /dev/log) and/or a size-rotated file.
 //!
-//! Best effort by design: a failure to log must never change a verdict or delay an
-//! exit, so every error here is swallowed. Each line is one `write(2)` with O_APPEND,
-//! which keeps lines whole when several processes log at once.
+//! A failure to log never changes a verdict or delays an exit, but it is never silent
+//! either: a line the log file refuses goes to syslog (or stderr) with the reason, and
+//! the programs refuse at start a log file their user cannot write (`check_usable`).
+//! Each line is one `write(2)` with O_APPEND, which keeps lines whole when several
+//! processes log at once.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -11,6 +13,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
 use crate::config::Settings;
+use crate::files;
 use crate::lock;
 use crate::state::{now_unix, rfc3339};
 
@@ -41,6 +44,19 @@ impl Logger {
             file: s.log_file.clone(),
             max_size: s.log_max_size,
             keep: s.log_keep,
+        }
+    }
+
+    /// The log file must be writable by whoever runs us: a config error otherwise (named
+    /// with path and user), never lines silently lost. One access(2), no file opened.
+    pub fn check_usable(&self) -> Result<(), String> {
+        match &self.file {
+            Some(p) if !files::writable(p) => Err(format!(
+                "log-file {} is not writable by {} (owner/mode of the file or its directory)",
+                p.display(),
+                files::whoami()
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -82,19 +98,33 @@ impl Logger {
             self.tag,
             std::process::id()
         );
-        let Ok(mut f) = OpenOptions::new()
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        let written = OpenOptions::new()
             .append(true)
             .create(true)
             .mode(0o640)
             .open(path)
-        else {
-            return;
+            .and_then(|mut f| {
+                // A file root creates (the restart hook, an operator) must stay writable
+                // by the script user, and rotatable by both.
+                files::adopt(&f, dir, 0o640)?;
+                f.write_all(line.as_bytes())?;
+                Ok(f.metadata().map(|m| m.len()).unwrap_or(0))
+            });
+        let size = match written {
+            Ok(size) => size,
+            Err(e) => {
+                // Never lose the line silently: say so where it can still be read.
+                let why = files::unusable("cannot write log-file", path, &e);
+                match self.facility {
+                    Some(fac) => {
+                        self.to_syslog(fac, Severity::Err, &format!("{why}; lost line: {msg}"))
+                    }
+                    None => eprintln!("{}: {why}; lost line: {msg}", self.tag),
+                }
+                return;
+            }
         };
-        if f.write_all(line.as_bytes()).is_err() {
-            return;
-        }
-        let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-        drop(f);
         if size > self.max_size {
             self.rotate(path);
         }

@@ -18,6 +18,7 @@ use crate::alert;
 use crate::command;
 use crate::config::Settings;
 use crate::dialect::{Dialect, Flavor};
+use crate::files;
 use crate::lock::{self, Lock, LockError};
 use crate::log::{Logger, Severity};
 use crate::probe::{self, ProbeError};
@@ -180,8 +181,11 @@ struct Ctx<'a> {
     s: &'a Settings,
     log: &'a Logger,
     event: Event,
-    seq: u64,
+    /// Our event's number in the record; `None` when it could not be recorded.
+    seq: Option<u64>,
     start: Instant,
+    /// Started by the check, which found this node writable without the VIP.
+    repair: bool,
 }
 
 /// How long to wait for the notify lock: holders keep it for milliseconds, but STOP has
@@ -202,34 +206,44 @@ pub fn load(s: &Settings) -> NotifyRecord {
     state::read_json(&state_path(s)).unwrap_or_default()
 }
 
-/// Runs `f` on the record under the notify lock and saves it. Waits for the lock (other
-/// holders keep it for milliseconds), at most `wait`.
+/// Runs `f` on the record under the notify lock, then saves it. `Err`: the lock could
+/// not be had and `f` did not run. The save's own result comes back beside `f`'s: `f`
+/// may already have acted on the server, which a failed save must not hide.
 fn with_record<T>(
     s: &Settings,
     wait: Duration,
     f: impl FnOnce(&mut NotifyRecord) -> T,
-) -> Result<T, String> {
+) -> Result<(T, Result<(), String>), String> {
     let _lock = acquire(s, wait)?;
+    Ok(update_record(s, f))
+}
+
+/// The same, for a caller that already holds the notify lock.
+fn update_record<T>(
+    s: &Settings,
+    f: impl FnOnce(&mut NotifyRecord) -> T,
+) -> (T, Result<(), String>) {
     let mut rec = load(s);
     let out = f(&mut rec);
     if rec.history.len() > HISTORY {
         let cut = rec.history.len() - HISTORY;
         rec.history.drain(..cut);
     }
-    state::write_json(&state_path(s), &rec)
-        .map_err(|e| format!("{}: {e}", state_path(s).display()))?;
-    Ok(out)
+    let saved = state::write_json(&state_path(s), &rec).map_err(|e| {
+        format!(
+            "cannot write {}: {e} (running as {})",
+            state_path(s).display(),
+            files::whoami()
+        )
+    });
+    (out, saved)
 }
 
 fn acquire(s: &Settings, wait: Duration) -> Result<Lock, String> {
-    let t = Instant::now();
-    loop {
-        match lock::try_lock(&s.state_path(LOCK_FILE)) {
-            Ok(l) => return Ok(l),
-            Err(LockError::Busy) if t.elapsed() < wait => sleep(Duration::from_millis(5)),
-            Err(LockError::Busy) => return Err("notify lock busy".into()),
-            Err(LockError::Io(e)) => return Err(format!("lock file: {e}")),
-        }
+    match lock::lock_within(&s.state_path(LOCK_FILE), Instant::now() + wait) {
+        Ok(l) => Ok(l),
+        Err(LockError::Busy) => Err("notify lock busy".into()),
+        Err(LockError::Io(e)) => Err(e),
     }
 }
 
@@ -238,25 +252,58 @@ impl Ctx<'_> {
         lock_wait(self.event.state)
     }
 
+    /// `connect-timeout`, and for STOP no more than what is left of its budget.
+    fn connect_budget(&self) -> Duration {
+        if self.event.state == VrrpState::Stop {
+            let left = STOP_BUDGET.saturating_sub(self.start.elapsed());
+            self.s
+                .connect_timeout
+                .min(left.saturating_sub(Duration::from_millis(200)))
+        } else {
+            self.s.connect_timeout
+        }
+    }
+
     fn ms(&self) -> f64 {
         self.start.elapsed().as_secs_f64() * 1000.0
     }
 
-    /// Updates our history entry (and anything else) under the lock.
+    /// Updates our history entry (and anything else) under the lock. Best effort: the
+    /// server-side work is done; a record that cannot be written is logged as that.
     fn finish(&self, action: &str, update: impl FnOnce(&mut NotifyRecord)) {
         let took = self.ms();
-        let seq = self.seq;
-        let _ = with_record(self.s, self.lock_wait(), |rec| {
+        let Some(seq) = self.seq else {
+            return;
+        };
+        let r = with_record(self.s, self.lock_wait(), |rec| {
             if let Some(h) = rec.history.iter_mut().rev().find(|h| h.seq == seq) {
                 h.action = action.to_string();
                 h.took_ms = Some(took);
             }
             update(rec);
         });
+        if let Err(e) | Ok(((), Err(e))) = r {
+            self.log.log(
+                Severity::Err,
+                &format!(
+                    "{}: {action}; but not recorded: {e}",
+                    self.event.state.name()
+                ),
+            );
+        }
     }
 
+    /// Whether a newer event was recorded since ours. An event we could not record,
+    /// or a record we cannot read, tells nothing: `None`.
+    fn newest(&self) -> Option<bool> {
+        let seq = self.seq?;
+        let rec: NotifyRecord = state::read_json(&state_path(self.s))?;
+        Some(rec.act_seq == seq)
+    }
+
+    /// For waits that stop early when overtaken: only a known newer event counts.
     fn superseded(&self) -> bool {
-        load(self.s).act_seq != self.seq
+        self.newest() == Some(false)
     }
 
     fn alert(&self, kind: &str, msg: &str) {
@@ -271,6 +318,7 @@ impl Ctx<'_> {
                 false
             }
         })
+        .map(|(due, _)| due)
         // Better a duplicate alert than a lost one.
         .unwrap_or(true);
         if due {
@@ -286,21 +334,34 @@ impl Ctx<'_> {
     }
 }
 
+/// `repair`: the check started us (`--from-check`) because this node, without the
+/// VIP, was writable; only a demotion, and only if this node is not the master by the
+/// record either.
 pub fn run(
     s: &Settings,
     log: &Logger,
     event: Event,
+    repair: bool,
     restart_args: &[String],
 ) -> Result<Outcome, String> {
     let start = Instant::now();
-    lock::ensure_dir(&s.runtime_dir)
-        .map_err(|e| format!("runtime-dir {}: {e}", s.runtime_dir.display()))?;
+    // Never a reason to skip a demotion: said loudly (the logger falls back to syslog).
+    if let Err(e) = log.check_usable() {
+        log.log(Severity::Err, &format!("configuration error: {e}"));
+    }
+    if let Err(e) = lock::ensure_dir(&s.runtime_dir) {
+        // No record, but a demotion still happens below.
+        log.log(Severity::Err, &e);
+    }
     let now = now_unix();
     let wait = lock_wait(event.state);
+    if repair && event.state == VrrpState::Master {
+        return Err("--from-check only demotes (backup)".into());
+    }
     // The real state: keepalived adds the VIP before MASTER hooks and removes it before
     // the others, so an event that contradicts the VIP was overtaken by a later one. A
     // stale event is recorded but supersedes nothing.
-    let stale = s.vip.and_then(|vip| {
+    let mut stale = s.vip.and_then(|vip| {
         let holds = role::local_addresses().contains(&vip);
         (holds != (event.state == VrrpState::Master)).then(|| {
             format!(
@@ -310,7 +371,16 @@ pub fn run(
             )
         })
     });
-    let seq = with_record(s, wait, |rec| {
+    let instance = if repair {
+        Some("keepalived-mysql-check: writable without the VIP".to_string())
+    } else {
+        event.instance.clone()
+    };
+    let recorded = with_record(s, wait, |rec| {
+        if repair && s.vip.is_none() && rec.state == "MASTER" && stale.is_none() {
+            stale =
+                Some("check's demotion ignored: the notify record says this node is MASTER".into());
+        }
         rec.seq += 1;
         if stale.is_none() {
             rec.act_seq = rec.seq;
@@ -319,13 +389,44 @@ pub fn run(
             seq: rec.seq,
             time: rfc3339(now),
             event: event.state.name().into(),
-            instance: event.instance.clone(),
+            instance,
             priority: event.priority,
             action: if stale.is_some() { "stale" } else { "received" }.into(),
             took_ms: None,
         });
         rec.seq
-    })?;
+    });
+    let seq = match recorded {
+        Ok((seq, Ok(()))) => Some(seq),
+        Ok((_, Err(e))) | Err(e) => {
+            // The order guard needs the record. A demotion goes on without it (read-only
+            // is the safe side); a promotion must not open writes on an unknown order.
+            let what = if event.state.demotes() {
+                "demoting anyway, without the event-order guard"
+            } else {
+                "not promoting: writes stay as they are"
+            };
+            log.log(
+                Severity::Err,
+                &format!(
+                    "{}: cannot record the event ({e}): {what}",
+                    event.state.name()
+                ),
+            );
+            if !event.state.demotes() {
+                alert::raise(
+                    s,
+                    log,
+                    PROGRAM,
+                    "promotion-failed",
+                    &format!("MASTER: cannot record the event ({e}): writes not opened"),
+                    json!({ "state": "MASTER" }),
+                );
+                return Ok(Outcome::StayedReadOnly);
+            }
+            None
+        }
+    };
     if let Some(msg) = stale {
         log.log(Severity::Notice, &msg);
         return Ok(Outcome::Ignored);
@@ -336,6 +437,7 @@ pub fn run(
         event,
         seq,
         start,
+        repair,
     };
     if ctx.event.state.demotes() {
         Ok(demote(&ctx, restart_args))
@@ -357,7 +459,8 @@ fn peer_settings(s: &Settings) -> Option<Settings> {
 }
 
 /// Read-only first (so nothing new commits), then drop client sessions so applications
-/// reconnect through the VIP. Retries while mysqld does not answer.
+/// reconnect through the VIP. Retries while mysqld does not answer. Neither the lock
+/// nor the record can stop read_only from being set: they only order events.
 fn demote(ctx: &Ctx, restart_args: &[String]) -> Outcome {
     let s = ctx.s;
     let name = ctx.event.state.name();
@@ -367,7 +470,7 @@ fn demote(ctx: &Ctx, restart_args: &[String]) -> Outcome {
         start_restart_hook(ctx, restart_args);
     }
     loop {
-        let attempt = connect(s, s.timeout).and_then(|mut conn| {
+        let attempt = connect(s, ctx.connect_budget()).and_then(|mut conn| {
             let d = Dialect::from_version(&conn.server_version);
             set_read_only(ctx, &mut conn, &d).map(|done| (conn, done))
         });
@@ -383,15 +486,20 @@ fn demote(ctx: &Ctx, restart_args: &[String]) -> Outcome {
             Ok((mut conn, true)) => {
                 let killed = kill_client_sessions(ctx, &mut conn);
                 let msg = format!(
-                    "{name}: demoted: read_only=ON, {killed} client session(s) killed, took {:.0} ms",
-                    ctx.ms()
+                    "{name}: demoted: read_only=ON, {killed} client session(s) killed, took {:.0} ms{}",
+                    ctx.ms(),
+                    if ctx.repair {
+                        " (started by the check: this node was writable without the VIP)"
+                    } else {
+                        ""
+                    }
                 );
                 ctx.log.log(Severity::Notice, &msg);
                 ctx.finish(
                     &format!("demoted: read_only=ON, {killed} sessions killed"),
                     |_| {},
                 );
-                if ctx.event.state == VrrpState::Fault || announced {
+                if ctx.event.state == VrrpState::Fault || announced || ctx.repair {
                     ctx.alert("demoted", &msg);
                 }
                 return Outcome::Done;
@@ -439,42 +547,78 @@ fn demote(ctx: &Ctx, restart_args: &[String]) -> Outcome {
     }
 }
 
-/// Sets read_only under the notify lock, unless a newer event was recorded: returns
-/// whether it did. A statement that waits for running transactions is bounded, then the
-/// sessions in the way are killed and it is tried again.
+/// Sets read_only, unless a newer event is recorded: returns whether it did. Under the
+/// notify lock when it can be had, so a promotion cannot interleave; without it when it
+/// cannot (logged): a lock or state-file failure never keeps a node writable.
 fn set_read_only(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<bool, ProbeError> {
     let s = ctx.s;
-    let mut result = Ok(false);
-    let locked = with_record(s, ctx.lock_wait(), |rec| {
-        if rec.act_seq != ctx.seq {
-            return;
-        }
-        // read_only waits for transactions holding locks: bound that wait.
-        let mut r = run_all(
-            conn,
-            &format!("SET SESSION lock_wait_timeout = 1; {}", d.writes_sql(false)),
-        );
-        if r.is_err() {
-            // An open transaction holding locks blocks read_only: clear the way.
-            let _ = kill_client_sessions(ctx, conn);
-            r = run_all(conn, d.writes_sql(false));
-        }
-        result = r.map(|_| {
-            rec.state = ctx.event.state.name().into();
+    let name = ctx.event.state.name();
+    let guard = match ctx.seq {
+        Some(_) => match acquire(s, ctx.lock_wait()) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                ctx.log.log(
+                    Severity::Err,
+                    &format!("{name}: notify lock unavailable ({e}): setting read_only without it"),
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    if guard.is_some() && ctx.newest() == Some(false) {
+        return Ok(false);
+    }
+    read_only_now(ctx, conn, d)?;
+    if guard.is_some() {
+        let ((), saved) = update_record(s, |rec| {
+            rec.state = name.into();
             rec.read_only = Some(true);
             rec.demotion_pending = false;
             rec.since = now_unix();
-            true
         });
-    });
-    if let Err(e) = locked {
-        return Err(ProbeError {
-            class: Class::Internal,
-            msg: e,
-        });
+        if let Err(e) = saved {
+            ctx.log
+                .log(Severity::Err, &format!("{name}: read_only=ON, but {e}"));
+        }
     }
-    result
+    Ok(true)
 }
+
+/// `SET GLOBAL read_only = ON` with every wait bounded: the server-side lock wait, and
+/// the socket read beyond it (a reply that comes after our read gave up would be taken
+/// for the next statement's, so the connection is dropped then). An open transaction
+/// holding locks makes it time out: the client sessions are killed and it is tried once
+/// more. Any other refusal is reported as it is.
+fn read_only_now(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<(), ProbeError> {
+    // STOP has 1 s in all: no lock wait where the server allows none (MariaDB).
+    let lock_wait = if ctx.event.state == VrrpState::Stop && d.flavor == Flavor::MariaDB {
+        0
+    } else {
+        1
+    };
+    conn.set_read_timeout(Duration::from_secs(lock_wait + 2));
+    let sql = format!(
+        "SET SESSION lock_wait_timeout = {lock_wait}; {}",
+        d.writes_sql(false)
+    );
+    let first = conn.query(&sql).and_then(|_| match conn.next_result() {
+        Some(r) => r.map(|_| ()),
+        None => Ok(()),
+    });
+    match first {
+        Err(WireError::Server {
+            code: ER_LOCK_WAIT_TIMEOUT,
+            ..
+        }) => {
+            let _ = kill_client_sessions(ctx, conn);
+            run_all(conn, d.writes_sql(false))
+        }
+        r => r.map_err(|e| probe::classify(&e)),
+    }
+}
+
+const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 
 fn run_all(conn: &mut Conn, sql: &str) -> Result<(), ProbeError> {
     conn.query(sql).map_err(|e| probe::classify(&e))?;
@@ -535,67 +679,63 @@ fn start_restart_hook(ctx: &Ctx, restart_args: &[String]) {
 }
 
 /// Waits until this node has what it must have before taking writes, then opens them.
+/// How the last step of a promotion ended.
+enum Opening {
+    Opened,
+    /// Catch-up incomplete and `on-catchup-timeout = stay-read-only`.
+    KeptClosed,
+    /// A newer event, or the VIP left meanwhile.
+    Superseded,
+    /// Not opened: the lock or the record failed (`refused`: false), or the server
+    /// refused the statement (`refused`: true).
+    Failed {
+        msg: String,
+        refused: bool,
+    },
+}
+
 fn promote(ctx: &Ctx) -> Outcome {
     let s = ctx.s;
-    let mut conn = match connect(s, s.timeout) {
+    let fail = |msg: String, action: &str, outcome: Outcome| {
+        ctx.log.log(Severity::Err, &msg);
+        ctx.finish(action, |_| {});
+        ctx.alert("promotion-failed", &msg);
+        outcome
+    };
+    let mut conn = match connect(s, ctx.connect_budget()) {
         Ok(c) => c,
         Err(e) => {
-            let msg = format!("MASTER: cannot promote, mysqld unreachable: {}", e.msg);
-            ctx.log.log(Severity::Err, &msg);
-            ctx.finish("failed: mysqld unreachable", |_| {});
-            ctx.alert("promotion-failed", &msg);
-            return Outcome::Unreachable;
+            return fail(
+                format!("MASTER: cannot promote, mysqld unreachable: {}", e.msg),
+                "failed: mysqld unreachable",
+                Outcome::Unreachable,
+            )
         }
     };
     let d = Dialect::from_version(&conn.server_version);
     // Writes stay off until caught up, whatever the node was before.
-    if let Err(e) = run_all(&mut conn, d.writes_sql(false)) {
-        let msg = format!("MASTER: cannot set read_only: {}", e.msg);
-        ctx.log.log(Severity::Err, &msg);
-        ctx.finish(&format!("failed: {}", e.msg), |_| {});
-        ctx.alert("promotion-failed", &msg);
-        return Outcome::Refused;
+    if let Err(e) = read_only_now(ctx, &mut conn, &d) {
+        return fail(
+            format!("MASTER: cannot set read_only: {}", e.msg),
+            &format!("failed: {}", e.msg),
+            Outcome::Refused,
+        );
     }
     let deadline = ctx.start + s.catchup_timeout;
     let caught = match wait_for_peer(ctx, &mut conn, &d, deadline) {
         Ok(()) => wait_applied(ctx, &mut conn, &d, deadline),
         Err(e) => Err(e),
     };
-    if ctx.superseded() {
-        ctx.log.log(
-            Severity::Notice,
-            "MASTER: superseded by a newer event during catch-up",
-        );
-        ctx.finish("superseded", |_| {});
-        return Outcome::Ignored;
-    }
     let waited = ctx.ms();
-    let open = caught.is_ok() || s.open_on_catchup_timeout;
-    let mut opened = Ok(false);
-    let _ = with_record(s, ctx.lock_wait(), |rec| {
-        if rec.act_seq != ctx.seq {
-            return;
-        }
-        if let Some(vip) = s.vip {
-            if !role::local_addresses().contains(&vip) {
-                return;
-            }
-        }
-        opened = if open {
-            run_all(&mut conn, d.writes_sql(true)).map(|_| true)
-        } else {
-            Ok(false)
-        };
-        if opened.is_ok() {
-            rec.state = "MASTER".into();
-            rec.read_only = Some(!open);
-            rec.demotion_pending = false;
-            rec.since = now_unix();
-            rec.last_catchup_ms = Some(waited);
-        }
-    });
-    match (opened, caught) {
-        (Ok(true), Ok(())) => {
+    let opening = open_writes(
+        ctx,
+        &mut conn,
+        &d,
+        caught.is_ok() || s.open_on_catchup_timeout,
+        waited,
+    );
+    match (opening, caught) {
+        (Opening::Opened, Ok(())) => {
             let msg = format!("MASTER: caught up in {waited:.0} ms, read_only=OFF");
             ctx.log.log(Severity::Notice, &msg);
             ctx.finish(
@@ -605,7 +745,7 @@ fn promote(ctx: &Ctx) -> Outcome {
             ctx.alert("promoted", &msg);
             Outcome::Done
         }
-        (Ok(true), Err(why)) => {
+        (Opening::Opened, Err(why)) => {
             let msg = format!("MASTER: {why}; writes opened anyway (on-catchup-timeout = open)");
             ctx.log.log(Severity::Err, &msg);
             ctx.finish(
@@ -615,7 +755,8 @@ fn promote(ctx: &Ctx) -> Outcome {
             ctx.alert("catchup-timeout", &msg);
             Outcome::Done
         }
-        (Ok(false), Err(why)) => {
+        (Opening::KeptClosed, why) => {
+            let why = why.err().unwrap_or_default();
             let msg =
                 format!("MASTER: {why}; staying read-only (on-catchup-timeout = stay-read-only)");
             ctx.log.log(Severity::Err, &msg);
@@ -623,22 +764,81 @@ fn promote(ctx: &Ctx) -> Outcome {
             ctx.alert("catchup-timeout", &msg);
             Outcome::StayedReadOnly
         }
-        (Ok(false), Ok(())) => {
+        (Opening::Superseded, _) => {
             ctx.log.log(
                 Severity::Notice,
-                "MASTER: superseded or VIP gone before opening writes",
+                "MASTER: superseded by a newer event, or the VIP left, before opening writes",
             );
             ctx.finish("superseded", |_| {});
             Outcome::Ignored
         }
-        (Err(e), _) => {
-            let msg = format!("MASTER: cannot open writes: {}", e.msg);
-            ctx.log.log(Severity::Err, &msg);
-            ctx.finish(&format!("failed: {}", e.msg), |_| {});
-            ctx.alert("promotion-failed", &msg);
-            Outcome::Refused
+        (Opening::Failed { msg, refused }, _) => fail(
+            format!("MASTER: {msg}: writes stay closed"),
+            &format!("failed: {msg}"),
+            if refused {
+                Outcome::Refused
+            } else {
+                Outcome::StayedReadOnly
+            },
+        ),
+    }
+}
+
+/// Opens writes (if `open`) under the notify lock, only while our event is still the
+/// newest and the VIP still here. The record says MASTER before writes open: a node
+/// that is writable is never recorded as a standby (the check would demote it again).
+fn open_writes(ctx: &Ctx, conn: &mut Conn, d: &Dialect, open: bool, waited: f64) -> Opening {
+    let s = ctx.s;
+    let _lock = match acquire(s, ctx.lock_wait()) {
+        Ok(l) => l,
+        Err(e) => {
+            return Opening::Failed {
+                msg: format!("cannot take the notify lock ({e})"),
+                refused: false,
+            }
+        }
+    };
+    let vip_here = s
+        .vip
+        .is_none_or(|vip| role::local_addresses().contains(&vip));
+    match ctx.newest() {
+        Some(true) if vip_here => {}
+        Some(_) => return Opening::Superseded,
+        None => {
+            return Opening::Failed {
+                msg: format!("cannot read {}", state_path(s).display()),
+                refused: false,
+            }
         }
     }
+    let ((), saved) = update_record(s, |rec| {
+        rec.state = "MASTER".into();
+        rec.read_only = Some(true);
+        rec.demotion_pending = false;
+        rec.since = now_unix();
+        rec.last_catchup_ms = Some(waited);
+    });
+    if let Err(e) = saved {
+        return Opening::Failed {
+            msg: format!("cannot record the promotion ({e})"),
+            refused: false,
+        };
+    }
+    if !open {
+        return Opening::KeptClosed;
+    }
+    if let Err(e) = run_all(conn, d.writes_sql(true)) {
+        return Opening::Failed {
+            msg: format!("cannot open writes: {}", e.msg),
+            refused: true,
+        };
+    }
+    let ((), saved) = update_record(s, |rec| rec.read_only = Some(false));
+    if let Err(e) = saved {
+        ctx.log
+            .log(Severity::Err, &format!("MASTER: writes open, but {e}"));
+    }
+    Opening::Opened
 }
 
 /// Planned switchover: when the peer's mysqld still answers, wait until this node has
@@ -649,7 +849,7 @@ fn wait_for_peer(ctx: &Ctx, conn: &mut Conn, d: &Dialect, deadline: Instant) -> 
     let Some(ps) = peer_settings(ctx.s) else {
         return Ok(());
     };
-    let Ok(mut peer) = connect(&ps, ctx.s.timeout.min(Duration::from_secs(2))) else {
+    let Ok(mut peer) = connect(&ps, ctx.s.connect_timeout.min(Duration::from_secs(2))) else {
         return Ok(());
     };
     let pos = match peer.query(d.binlog_gtid_sql()) {
@@ -676,8 +876,10 @@ fn wait_for_peer(ctx: &Ctx, conn: &mut Conn, d: &Dialect, deadline: Instant) -> 
                 "peer's position {pos} not applied within catchup-timeout"
             ));
         }
-        let slice = left.min(Duration::from_millis(500)).as_secs_f64();
-        match conn.query(&d.gtid_wait_sql(&pos, slice)) {
+        let slice = left.min(Duration::from_millis(500));
+        // The read outlasts the server-side wait it covers.
+        conn.set_read_timeout(slice + Duration::from_secs(2));
+        match conn.query(&d.gtid_wait_sql(&pos, slice.as_secs_f64())) {
             Ok(r) if r.get(0, "r") == Some("0") => return Ok(()),
             Ok(_) => {}
             Err(e) => return Err(format!("waiting for the peer's position: {e}")),

@@ -90,6 +90,8 @@ pub enum Outcome {
     GaveUp,
     /// Another copy holds the lock.
     Busy,
+    /// The attempt could not be recorded (runtime dir not writable): no restart issued.
+    Unrecorded,
 }
 
 impl Outcome {
@@ -98,6 +100,7 @@ impl Outcome {
             Outcome::Serving => 0,
             Outcome::Restarting | Outcome::Busy => 20,
             Outcome::GaveUp => 21,
+            Outcome::Unrecorded => 22,
         }
     }
 }
@@ -117,12 +120,14 @@ pub fn load(s: &Settings) -> RestartState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Liveness {
     Serving,
+    /// Answers, but refuses us or answers badly: alive, so not ours to restart.
+    Refusing(String),
     Hung(String),
     Dead(String),
 }
 
 pub fn liveness(s: &Settings) -> Liveness {
-    match probe::connect(s, s.timeout).and_then(|mut c: Conn| {
+    match probe::connect(s, s.connect_timeout).and_then(|mut c: Conn| {
         c.query("SELECT 1")
             .map(|_| ())
             .map_err(|e| probe::classify(&e))
@@ -130,19 +135,20 @@ pub fn liveness(s: &Settings) -> Liveness {
         Ok(()) => Liveness::Serving,
         Err(e) if e.class == Class::Down => Liveness::Dead(e.msg),
         Err(e) if e.class == Class::Timeout => Liveness::Hung(e.msg),
-        Err(_) => Liveness::Serving,
+        Err(e) => Liveness::Refusing(format!("{} ({})", e.msg, e.class.name())),
     }
 }
 
 /// `file_args`: our option-file flags, passed on to the notify hook when a restarted
 /// server on the node holding the VIP must be promoted again.
 pub fn run(s: &Settings, log: &Logger, file_args: &[String]) -> Result<Outcome, String> {
-    lock::ensure_dir(&s.runtime_dir)
-        .map_err(|e| format!("runtime-dir {}: {e}", s.runtime_dir.display()))?;
+    lock::ensure_dir(&s.runtime_dir)?;
+    log.check_usable()?;
+    // Single flight: a copy that finds the lock held reports what that one recorded.
     let _lock = match lock::try_lock(&s.state_path(LOCK_FILE)) {
         Ok(l) => l,
         Err(LockError::Busy) => return Ok(Outcome::Busy),
-        Err(LockError::Io(e)) => return Err(format!("lock file: {e}")),
+        Err(LockError::Io(e)) => return Err(e),
     };
     let mut st = load(s);
     let now = now_unix();
@@ -150,7 +156,16 @@ pub fn run(s: &Settings, log: &Logger, file_args: &[String]) -> Result<Outcome, 
     st.attempts.retain(|t| now - t < window);
 
     let live = liveness(s);
-    if let Liveness::Serving = live {
+    if let Liveness::Refusing(why) = &live {
+        if now - st.last_logged >= REPEAT_LOG_SECS {
+            log.log(
+                Severity::Warning,
+                &format!("mysqld answers but refuses us: alive, not restarting it: {why}"),
+            );
+            st.last_logged = now;
+        }
+    }
+    if let Liveness::Serving | Liveness::Refusing(_) = live {
         if st.phase != Phase::Idle {
             let took = st.restart_issued.map(|t| now - t).unwrap_or(0.0);
             let msg = match st.phase {
@@ -169,7 +184,7 @@ pub fn run(s: &Settings, log: &Logger, file_args: &[String]) -> Result<Outcome, 
             st.reason = Some(msg);
             st.last_logged = now;
         }
-        save(s, &mut st, now);
+        save_or_log(s, log, &mut st, now);
         return Ok(Outcome::Serving);
     }
     if let Liveness::Hung(why) = &live {
@@ -180,7 +195,7 @@ pub fn run(s: &Settings, log: &Logger, file_args: &[String]) -> Result<Outcome, 
             );
             st.last_logged = now;
         }
-        save(s, &mut st, now);
+        save_or_log(s, log, &mut st, now);
         return Ok(Outcome::Serving);
     }
     let Liveness::Dead(why) = live else {
@@ -219,7 +234,18 @@ pub fn run(s: &Settings, log: &Logger, file_args: &[String]) -> Result<Outcome, 
             st.reason = Some(why.clone());
             st.stop_issued = None;
             // Recorded first: whatever happens next, no second restart for this attempt.
-            save(s, &mut st, now);
+            // Not recorded, not restarted: every later run would restart it again.
+            if let Err(e) = save(s, &mut st, now) {
+                let msg = format!(
+                    "mysqld is down ({why}) but the restart attempt cannot be recorded in {}: \
+                     {e} (running as {}): NOT restarting it",
+                    state_path(s).display(),
+                    crate::files::whoami()
+                );
+                log.log(Severity::Err, &msg);
+                alert::raise(s, log, PROGRAM, "state-unwritable", &msg, json!({}));
+                return Ok(Outcome::Unrecorded);
+            }
             let started = command::spawn_detached(&argv, None, &[]);
             let msg = match &started {
                 Ok(pid) => format!(
@@ -235,7 +261,7 @@ pub fn run(s: &Settings, log: &Logger, file_args: &[String]) -> Result<Outcome, 
             };
             log.log(Severity::Warning, &msg);
             st.last_logged = now;
-            save(s, &mut st, now);
+            save_or_log(s, log, &mut st, now);
             Ok(Outcome::Restarting)
         }
         Phase::Restarting => {
@@ -269,7 +295,7 @@ pub fn run(s: &Settings, log: &Logger, file_args: &[String]) -> Result<Outcome, 
                     ),
                 );
                 st.last_logged = now;
-                save(s, &mut st, now);
+                save_or_log(s, log, &mut st, now);
             }
             Ok(Outcome::GaveUp)
         }
@@ -321,7 +347,7 @@ fn give_up(s: &Settings, log: &Logger, st: &mut RestartState, now: f64, reason: 
     st.stop_issued = None;
     st.reason = Some(reason);
     st.last_logged = now;
-    save(s, st, now);
+    save_or_log(s, log, st, now);
     issue_stop(s, log, st, now)
 }
 
@@ -334,13 +360,24 @@ fn issue_stop(s: &Settings, log: &Logger, st: &mut RestartState, now: f64) -> Ou
         );
     }
     st.stop_issued = Some(now);
-    save(s, st, now);
+    save_or_log(s, log, st, now);
     Outcome::GaveUp
 }
 
-fn save(s: &Settings, st: &mut RestartState, now: f64) {
+/// Writes restart.json. Only the record before a restart must succeed (its caller
+/// checks); elsewhere a failure is logged and the run goes on.
+fn save(s: &Settings, st: &mut RestartState, now: f64) -> std::io::Result<()> {
     st.updated = now;
-    let _ = state::write_json(&state_path(s), st);
+    state::write_json(&state_path(s), st)
+}
+
+fn save_or_log(s: &Settings, log: &Logger, st: &mut RestartState, now: f64) {
+    if let Err(e) = save(s, st, now) {
+        log.log(
+            Severity::Err,
+            &format!("cannot write {}: {e}", state_path(s).display()),
+        );
+    }
 }
 
 /// The configured restart command, or `systemctl --no-block restart` of the MariaDB or
@@ -376,29 +413,22 @@ fn find_unit() -> Option<String> {
 
 /// Clears the budget and any give-up, after an operator fixed the cause.
 pub fn reset(s: &Settings, log: &Logger) -> Result<(), String> {
-    lock::ensure_dir(&s.runtime_dir)
-        .map_err(|e| format!("runtime-dir {}: {e}", s.runtime_dir.display()))?;
+    lock::ensure_dir(&s.runtime_dir)?;
     // A running copy finishes in well under a second; wait for it rather than race it.
-    let mut tries = 0;
-    let _lock = loop {
-        match lock::try_lock(&s.state_path(LOCK_FILE)) {
-            Ok(l) => break l,
-            Err(LockError::Busy) if tries < 50 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(LockError::Busy) => {
-                return Err("another keepalived-mysql-restart keeps the lock".into())
-            }
-            Err(LockError::Io(e)) => return Err(format!("lock file: {e}")),
+    let wait = std::time::Instant::now() + Duration::from_secs(5);
+    let _lock = match lock::lock_within(&s.state_path(LOCK_FILE), wait) {
+        Ok(l) => l,
+        Err(LockError::Busy) => {
+            return Err("another keepalived-mysql-restart keeps the lock".into())
         }
+        Err(LockError::Io(e)) => return Err(e),
     };
     let now = now_unix();
     let mut st = RestartState {
         reason: Some("reset by operator".into()),
         ..RestartState::default()
     };
-    save(s, &mut st, now);
+    save(s, &mut st, now).map_err(|e| format!("cannot write {}: {e}", state_path(s).display()))?;
     log.log(
         Severity::Notice,
         "restart budget and state reset by operator",

@@ -10,6 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::files;
+
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
     bytes.push(b'\n');
@@ -31,8 +33,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
             .mode(mode)
             .open(&tmp)?;
         f.write_all(bytes)?;
-        // keepalived runs us with umask 0177; the mode above is filtered by it.
-        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+        // keepalived runs us with umask 0177, which filters the mode above; and a file
+        // root writes must stay replaceable and readable by the script user.
+        files::adopt(&f, dir, mode)?;
         drop(f);
         fs::rename(&tmp, path)
     })();

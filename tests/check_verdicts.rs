@@ -39,6 +39,9 @@ fn healthy_active_node_writes_heartbeat() {
             .as_deref(),
         Some("1")
     );
+    // Only keepalived's (quiet) runs record; the JSON run above only observed.
+    assert!(!node.path("run/check.json").exists());
+    assert_eq!(node.check(&[]).code, OK);
     let st = node.state();
     assert_eq!(st["class"], "ok");
     assert!(st["dialect"]["version_string"]
@@ -178,6 +181,8 @@ fn server_down_and_access_denied() {
     write_private(&wrong.cnf, &cnf);
     let r = wrong.check(&["--format", "text"]);
     assert_eq!(r.code, ACCESS, "{r:?}");
+    assert!(r.stdout.contains("access denied"), "{}", r.stdout);
+    assert_eq!(wrong.check(&[]).code, ACCESS);
     assert!(wrong.log().contains("access denied"), "{}", wrong.log());
 
     let node = NodeConfig::new(&a, true, "");

@@ -237,7 +237,8 @@ fn hold_vip_during_restart_decides_the_check() {
             assert_eq!(standby.check(&[]).code, 10);
         }
         assert_eq!(rig.until(SERVING, Duration::from_secs(20)), SERVING);
-        assert_eq!(rig.node.check(&[]).code, 0);
+        let r = rig.node.check(&["--format", "text"]);
+        assert_eq!(r.code, 0, "{r:?} {}", rig.node.log());
     }
 }
 
@@ -268,8 +269,13 @@ fn hold_starts_at_the_first_failure_and_ends_after_ready_timeout() {
     );
     assert_eq!(node.check(&[]).code, 0);
     db.kill();
+    assert_eq!(
+        node.check(&[]).code,
+        0,
+        "held before any restart was recorded"
+    );
     let r = node.check(&["--format", "text"]);
-    assert_eq!(r.code, 0, "held before any restart was recorded: {r:?}");
+    assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("VIP held until"), "{}", r.stdout);
     sleep(Duration::from_millis(2300));
     assert_eq!(node.check(&[]).code, 10, "no hold past ready-timeout");

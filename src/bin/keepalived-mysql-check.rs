@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use keepalived_mysql::check::{self, PROGRAM};
+use keepalived_mysql::check::{self, Caller, PROGRAM};
 use keepalived_mysql::cli::{self, CommonArgs, Format};
 use keepalived_mysql::log::Logger;
 use keepalived_mysql::verdict::exit_code_summary;
@@ -16,7 +16,8 @@ struct Cli {
     /// When the server refuses connections with "too many connections": healthy or fail
     #[arg(long, value_name = "ACTION")]
     on_too_many_connections: Option<String>,
-    /// Output: quiet (exit code only), text, json, nagios
+    /// Output: quiet (exit code only: keepalived's run, which logs and records), or
+    /// text, json, nagios (an observer run: prints a live verdict, changes nothing)
     #[arg(long, value_enum, default_value = "quiet")]
     format: Format,
 }
@@ -36,7 +37,17 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let v = check::run(&settings, &Logger::new(PROGRAM, &settings));
+    // Only keepalived's runs (no --format) decide and record; the others observe.
+    let caller = match cli.format {
+        Format::Quiet => Caller::Keepalived,
+        _ => Caller::Observer,
+    };
+    let v = check::run(
+        &settings,
+        &Logger::new(PROGRAM, &settings),
+        caller,
+        &cli.common.file_args(),
+    );
     let code = match cli.format {
         Format::Quiet => v.code,
         Format::Text => {

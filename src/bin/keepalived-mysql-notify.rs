@@ -26,6 +26,10 @@ struct Cli {
     common: CommonArgs,
     #[command(flatten)]
     notify: NotifyArgs,
+    /// Set by keepalived-mysql-check when it finds this node writable without the VIP:
+    /// demote (backup only) unless this node is the master by the VIP or the record
+    #[arg(long)]
+    from_check: bool,
     /// MASTER, BACKUP, FAULT, STOP (any case), or keepalived's four notify arguments
     #[arg(value_name = "EVENT", num_args = 0..=4)]
     event: Vec<String>,
@@ -60,7 +64,13 @@ fn main() -> ExitCode {
             std::process::exit(Outcome::Unreachable.code().into());
         });
     }
-    match notify::run(&settings, &log, event, &cli.common.file_args()) {
+    match notify::run(
+        &settings,
+        &log,
+        event,
+        cli.from_check,
+        &cli.common.file_args(),
+    ) {
         Ok(o) => ExitCode::from(o.code()),
         Err(e) => {
             log.log(Severity::Err, &e);

@@ -14,7 +14,8 @@ use keepalived_mysql::restart::{self, Outcome, Phase, PROGRAM};
     version,
     after_help = "Exit codes: 0 mysqld serving (or alive but hung: not restarted), 1 internal error, \
                   2 bad command line, 3 configuration error, 4 option file open to other users, \
-                  20 restart in flight, 21 gave up (stop action issued). See keepalived-mysql-restart(8)."
+                  20 restart in flight, 21 gave up (stop action issued), 22 mysqld down but the \
+                  attempt cannot be recorded (no restart issued). See keepalived-mysql-restart(8)."
 )]
 struct Cli {
     #[command(flatten)]

@@ -461,12 +461,18 @@ pub fn pair() -> (Mariadb, Mariadb) {
 pub struct NodeConfig {
     pub dir: TempDir,
     pub cnf: PathBuf,
+    pub log_file: PathBuf,
 }
 
 impl NodeConfig {
     /// `active` decides the role through `vip`: 127.0.0.1 is on lo (active),
     /// 192.0.2.100 is on no interface here (standby).
     pub fn new(db: &Mariadb, active: bool, extra: &str) -> NodeConfig {
+        Self::with_log(db, active, extra, "check.log")
+    }
+
+    /// `log`: the log file's path below the node's directory.
+    pub fn with_log(db: &Mariadb, active: bool, extra: &str, log: &str) -> NodeConfig {
         let dir = tempfile::Builder::new()
             .prefix("kmysql-cfg")
             .tempdir()
@@ -479,12 +485,13 @@ impl NodeConfig {
              syslog-facility = none\nmaintenance-file = {}\n{extra}\n",
             db.socket.display(),
             p.join("run").display(),
-            p.join("check.log").display(),
+            p.join(log).display(),
             p.join("maintenance").display(),
         );
         let cnf = p.join("keepalived-mysql.cnf");
         write_private(&cnf, &body);
-        NodeConfig { dir, cnf }
+        let log_file = p.join(log);
+        NodeConfig { dir, cnf, log_file }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -492,7 +499,7 @@ impl NodeConfig {
     }
 
     pub fn log(&self) -> String {
-        fs::read_to_string(self.path("check.log")).unwrap_or_default()
+        fs::read_to_string(&self.log_file).unwrap_or_default()
     }
 
     pub fn state(&self) -> serde_json::Value {
@@ -526,6 +533,115 @@ impl NodeConfig {
         let text = fs::read_to_string(self.path("run/notify.json")).unwrap_or_else(|_| "{}".into());
         serde_json::from_str(&text).expect("valid JSON")
     }
+}
+
+/// The user keepalived runs scripts as (the package creates it; so do the tests when
+/// it is missing): (uid, gid).
+pub fn script_user() -> (u32, u32) {
+    static U: OnceLock<(u32, u32)> = OnceLock::new();
+    *U.get_or_init(|| {
+        let id = |flag: &str| {
+            Command::new("id")
+                .args([flag, "keepalived_script"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        };
+        if id("-u").is_none() {
+            // Concurrent test binaries may race here: a second useradd fails harmlessly.
+            let _ = Command::new("useradd")
+                .args([
+                    "--system",
+                    "--user-group",
+                    "--no-create-home",
+                    "--home-dir",
+                    "/nonexistent",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    "keepalived_script",
+                ])
+                .status();
+        }
+        (
+            id("-u").expect("keepalived_script user"),
+            id("-g").expect("keepalived_script group"),
+        )
+    })
+}
+
+/// Who runs a program: root, or the script user the way keepalived runs it (setgid,
+/// supplementary groups dropped, setuid, umask 0177).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum As {
+    Root,
+    Script,
+}
+
+pub fn run_as(who: As, bin: &Path, cnf: &Path, args: &[&str]) -> CheckRun {
+    use std::os::unix::process::CommandExt;
+    let t = Instant::now();
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!("--defaults-file={}", cnf.display()))
+        .args(args)
+        .current_dir("/")
+        .stdin(Stdio::null());
+    if who == As::Script {
+        let (uid, gid) = script_user();
+        // std drops supplementary groups when it changes the uid as root.
+        cmd.uid(uid).gid(gid);
+    }
+    // SAFETY: umask is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o177);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    CheckRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: t.elapsed(),
+    }
+}
+
+/// Lays a node out the way the package does: option file 0640 root:keepalived_script,
+/// runtime dir owned by the script user (tmpfiles.d), log dir keepalived_script:adm
+/// 2750, and the server's socket directory reachable by that user.
+pub fn packaged_layout(db: &Mariadb, node: &NodeConfig) {
+    use std::os::unix::fs::chown;
+    let (uid, gid) = script_user();
+    fs::set_permissions(db.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(node.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    chown(&node.cnf, Some(0), Some(gid)).unwrap();
+    fs::set_permissions(&node.cnf, fs::Permissions::from_mode(0o640)).unwrap();
+    let run = node.path("run");
+    fs::create_dir_all(&run).unwrap();
+    chown(&run, Some(uid), Some(gid)).unwrap();
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o755)).unwrap();
+    let logdir = node.log_file.parent().unwrap();
+    fs::create_dir_all(logdir).unwrap();
+    chown(logdir, Some(uid), Some(4)).unwrap(); // adm is gid 4 on Debian
+    fs::set_permissions(logdir, fs::Permissions::from_mode(0o2750)).unwrap();
+}
+
+/// Owner uid of every file in `dir`, by name.
+pub fn owners(dir: &Path) -> Vec<(String, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut v: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().uid(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 pub fn write_private(path: &Path, body: &str) {
