@@ -130,20 +130,24 @@ scenario_crash_no_restart() {
     finish "crash, cannot restart"
 }
 
-scenario_sigstop() {
-    echo "# mysqld frozen (SIGSTOP) on the active node"
-    start || return
+scenario_sigstop() { # [on]: with hold-vip-during-restart, which never holds a hung server
+    local hold=${1:-off} label="mysqld frozen (SIGSTOP)"
+    echo "# mysqld frozen (SIGSTOP) on the active node, hold-vip-during-restart = $hold"
+    start --hold-vip "$hold" || return
+    [ "$hold" = on ] && label="mysqld frozen (SIGSTOP), hold-vip-during-restart on"
     local a b p; a=$(holder); b=$(other "$a"); p=$(cat "$(pidfile "$a")")
     fault_now
     kill -STOP "$p"
-    expect "frozen: the VIP moves to $b" wait_for 15 holder_is "$b"
-    expect "frozen: writes flow through $b" wait_for 15 writes_via "$b"
+    expect "frozen ($hold): the VIP moves to $b" wait_for 15 holder_is "$b"
+    expect "frozen ($hold): writes flow through $b" wait_for 15 writes_via "$b"
     sleep 2
     kill -CONT "$p"
-    expect "frozen: resumed $a comes back read-only" wait_for 20 read_only_standby "$a"
-    finish "mysqld frozen (SIGSTOP)"
-    expect "frozen: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
+    expect "frozen ($hold): resumed $a comes back read-only" wait_for 20 read_only_standby "$a"
+    finish "$label"
+    expect "frozen ($hold): no acknowledged write lost" [ "$LAST_LOST" = 0 ]
 }
+
+scenario_sigstop_hold_on() { scenario_sigstop on; }
 
 scenario_broken_standby() {
     echo "# standby with a broken SQL thread; then the active node fails"
@@ -225,7 +229,7 @@ trap 'down >/dev/null 2>&1' EXIT
 deps
 export LAB_SKIP_DEPS=1
 # SCENARIOS="drain sigstop" tests/failover.sh runs a subset.
-ALL=(crash_hold_on crash_hold_off crash_no_restart sigstop broken_standby drain
+ALL=(crash_hold_on crash_hold_off crash_no_restart sigstop sigstop_hold_on broken_standby drain
     demotion_kills_sessions hard_crash_async hard_crash_semi)
 if [ -n "${SCENARIOS:-}" ]; then read -r -a ALL <<< "$SCENARIOS"; fi
 for s in "${ALL[@]}"; do

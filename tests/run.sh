@@ -40,12 +40,14 @@ echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== static release build"
 packaging/build-static
-echo "== tests"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --locked 2>&1 | tee "$log"
+# The package test first: it checks that installing creates keepalived_script, and the
+# cargo tests create that user themselves when it is missing.
 echo "== package"
-tests/package.sh 2>&1 | tee -a "$log"
+tests/package.sh 2>&1 | tee "$log"
+echo "== tests"
+cargo test --locked 2>&1 | tee -a "$log"
 echo "== failover (two-node lab: real keepalived, MariaDB, VIP)"
 tests/failover.sh 2>&1 | tee -a "$log"
 echo "== benchmark (figures only)"
