@@ -58,6 +58,10 @@ done
 sql 1 "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$p2, MASTER_USER='repl', MASTER_PASSWORD='repl-pw', MASTER_USE_GTID=slave_pos; START SLAVE"
 sql 2 "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$p1, MASTER_USER='repl', MASTER_PASSWORD='repl-pw', MASTER_USE_GTID=slave_pos; START SLAVE"
 
+# The standby is read-only, as in production (a writable standby would have the check
+# start a demotion every 10 s).
+sql 2 "SET GLOBAL read_only = ON"
+
 cnf() { # node vip
     umask 077
     cat > "$work/n$1.cnf" <<CNF
