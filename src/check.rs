@@ -122,11 +122,15 @@ pub fn run(s: &Settings, log: &Logger, caller: Caller, file_args: &[String]) -> 
             return config_error(e);
         }
     }
-    let lock_file = match caller {
-        Caller::Keepalived => LOCK_FILE,
-        Caller::Observer => OBSERVER_LOCK_FILE,
+    let (lock_file, mode) = match caller {
+        Caller::Keepalived => (LOCK_FILE, lock::PRIVATE),
+        Caller::Observer => (OBSERVER_LOCK_FILE, lock::OBSERVERS),
     };
-    let lock = match lock::lock_within(&s.state_path(lock_file), deadline) {
+    if caller == Caller::Keepalived && !s.state_path(OBSERVER_LOCK_FILE).exists() {
+        // Made here, readable by all, so that observers of any user serialize on it.
+        let _ = lock::lock_within(&s.state_path(OBSERVER_LOCK_FILE), lock::OBSERVERS, start);
+    }
+    let lock = match lock::lock_within(&s.state_path(lock_file), mode, deadline) {
         Ok(l) => Some(l),
         Err(LockError::Busy) => {
             // The holder has been waiting on the server for our whole deadline: that
@@ -141,9 +145,11 @@ pub fn run(s: &Settings, log: &Logger, caller: Caller, file_args: &[String]) -> 
             );
         }
         Err(LockError::Io(e)) if caller == Caller::Keepalived => return config_error(e),
-        // An observer that may not use the runtime dir still gets its own answer.
+        // An observer that may not use the runtime dir (not made yet) still gets its
+        // own answer: it cannot affect keepalived's runs either way.
         Err(LockError::Io(_)) => None,
     };
+    let lock_wait = start.elapsed();
     // Held until the process exits, not until this function returns: a probe thread
     // abandoned at the deadline keeps its connection open until then, and the next run
     // must not connect beside it.
@@ -160,6 +166,12 @@ pub fn run(s: &Settings, log: &Logger, caller: Caller, file_args: &[String]) -> 
     } else {
         probe_within_deadline(s, role, deadline)
     };
+    if lock_wait >= Duration::from_millis(10) && verdict.class != Class::Ok {
+        verdict.notes.push(format!(
+            "{} ms of the deadline went waiting for {lock_file}",
+            lock_wait.as_millis()
+        ));
+    }
     // When the server first stopped answering, whatever the verdict made of it.
     let down_since = if verdict.class.unanswered() {
         Some(
@@ -189,29 +201,23 @@ pub fn run(s: &Settings, log: &Logger, caller: Caller, file_args: &[String]) -> 
         redemoted_at,
     };
     if let Err(e) = record(s, log, prev.clone(), next) {
-        let path = s.state_path(STATE_FILE);
+        let mut msg = files::unusable(
+            "cannot record the check state in",
+            &s.state_path(STATE_FILE),
+            &e,
+        );
         if held {
             // Without a recorded start, every run would think the outage just began
             // and hold the VIP forever: no hold without a record.
-            let msg = format!(
-                "cannot record the check state in {}: {e} ({}): hold-vip-during-restart ends",
-                path.display(),
-                files::whoami()
-            );
-            log.log(Severity::Err, &msg);
+            msg.push_str(": hold-vip-during-restart ends");
+        }
+        log.log(Severity::Err, &msg);
+        if held {
             let mut v = unheld;
             v.notes.push(msg);
             v.elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
             return v;
         }
-        log.log(
-            Severity::Err,
-            &format!(
-                "cannot record the check state in {}: {e} ({})",
-                path.display(),
-                files::whoami()
-            ),
-        );
     }
     verdict
 }
@@ -239,7 +245,9 @@ fn redemote_writable_standby(
     let prev_since = prev.as_ref().and_then(|p| p.writable_since);
     let last = prev.as_ref().and_then(|p| p.redemoted_at);
     let since = prev_since.unwrap_or(now);
-    if prev_since.is_none() || last.is_some_and(|t| now - t < REDEMOTE_EVERY_SECS) {
+    // A clock stepped back (last in the future) does not suppress it.
+    let recent = last.is_some_and(|t| t <= now && now - t < REDEMOTE_EVERY_SECS);
+    if prev_since.is_none() || recent {
         return (Some(since), last);
     }
     let mut args = file_args.to_vec();
@@ -281,7 +289,9 @@ fn probe_within_deadline(
                     // Most of the deadline: a semi-synchronous master whose peer is gone
                     // stalls each commit once for rpl_semi_sync_master_timeout before
                     // falling back to asynchronous; that must not read as "blocked".
-                    write_budget: s.timeout.mul_f64(0.75),
+                    // Of what is left: time spent waiting for the lock is not the
+                    // server's to lose.
+                    write_budget: s.timeout.mul_f64(0.75).min(budget.mul_f64(0.85)),
                 };
                 probe::observe(&mut conn, &plan, &stage)
             });

@@ -204,6 +204,13 @@ fn given(pairs: &[(&'static str, &Option<String>)]) -> Vec<(&'static str, String
         .collect()
 }
 
+/// Whether a person runs us at a terminal: stdout is one (keepalived sends scripts'
+/// stdout to /dev/null, even when it runs in the foreground).
+pub fn on_terminal() -> bool {
+    // SAFETY: isatty only inspects the descriptor.
+    unsafe { libc::isatty(1) == 1 }
+}
+
 /// Parses the command line; a usage error exits 2 (help and version exit 0).
 pub fn parse_or_exit<T: Parser>() -> Result<T, ExitCode> {
     T::try_parse().map_err(|e| {

@@ -284,21 +284,6 @@ impl Settings {
         for (flag, value) in overrides {
             s.set(flag, Some(value), &format!("--{flag}"))?;
         }
-        // The restart hook needs root (systemctl); the notify hook runs as the script
-        // user in the sample config, so starting it from there could never work.
-        // SAFETY: geteuid has no preconditions.
-        if program == "keepalived-mysql-notify"
-            && s.restart_on_fault
-            && unsafe { libc::geteuid() } != 0
-        {
-            return Err(ConfigError::Value {
-                origin: "restart-on-fault".into(),
-                msg: "'on' needs the notify hook to run as root (the restart hook's systemctl \
-                      does); run keepalived-mysql-restart as its own vrrp_script with \
-                      'user root' instead, as the sample keepalived.conf does"
-                    .into(),
-            });
-        }
         Ok(s)
     }
 

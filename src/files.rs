@@ -1,35 +1,56 @@
 //! Files that several users share. keepalived runs our programs as `keepalived_script`,
 //! an operator runs them as root, the restart hook runs as root: whoever creates a lock,
 //! state or log file first, every later run by either user must still be able to use it.
-//! So a file root creates (or finds) in a directory owned by someone else is handed to
-//! that directory's owner and group, and modes are set explicitly (keepalived's umask
-//! is 0177).
+//!
+//! So when root creates or finds one of our files, it hands it to the owner of
+//! `runtime-dir` (the script user on a packaged install), with the group of the file's
+//! own directory, and sets its mode explicitly (keepalived's umask is 0177).
+//!
+//! Root works inside directories the script user owns: every open here refuses to
+//! follow a symlink, and only a regular file with one link is ever chowned, so the
+//! script user cannot point root at /etc/passwd.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+pub fn running_as_root() -> bool {
+    euid() == 0
 }
 
-/// Gives `file` (just opened or created in `dir`) the owner and group of `dir` when root
-/// runs us and `dir` belongs to another user (the script user's runtime and log
-/// directories), and the mode `mode` when we own it. Regular files only.
-pub fn adopt(file: &File, dir: &Path, mode: u32) -> io::Result<()> {
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// Options that open `path` only if it is not a symlink (ELOOP otherwise).
+pub fn no_follow() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    o
+}
+
+/// Hands `file` to the owner of `owner_dir` (with the group of `group_dir`) when root
+/// runs us and `owner_dir` belongs to another user, and gives it `mode` when root or
+/// its owner runs us. A root-owned `owner_dir` says nothing about who should own the
+/// file: then nothing is chowned. Only regular files with a single link; anything else
+/// (a device someone named as log-file, a hard link) is left alone or refused.
+pub fn adopt(file: &File, owner_dir: &Path, group_dir: &Path, mode: u32) -> io::Result<()> {
     let meta = file.metadata()?;
-    // Never a device or anything else someone pointed a path at (log-file = /dev/full).
     if !meta.is_file() {
         return Ok(());
     }
     if running_as_root() {
-        let d = std::fs::metadata(dir)?;
-        // A root-owned directory says nothing about who should own the file: leave a
-        // file an administrator made for the script user (or root's own) as it is.
-        if d.uid() != 0 && (meta.uid() != d.uid() || meta.gid() != d.gid()) {
-            std::os::unix::fs::fchown(file, Some(d.uid()), Some(d.gid()))?;
+        let owner = std::fs::metadata(owner_dir)?.uid();
+        let group = std::fs::metadata(group_dir)?.gid();
+        if owner != 0 && (meta.uid() != owner || meta.gid() != group) {
+            if meta.nlink() != 1 {
+                return Err(io::Error::other(
+                    "a hard-linked file: refusing to change its owner",
+                ));
+            }
+            std::os::unix::fs::fchown(file, Some(owner), Some(group))?;
         }
     }
     if meta.mode() & 0o7777 != mode && (running_as_root() || meta.uid() == euid()) {
@@ -38,9 +59,9 @@ pub fn adopt(file: &File, dir: &Path, mode: u32) -> io::Result<()> {
     Ok(())
 }
 
-fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() }
+/// Whether this user owns `dir` (so may rename or replace what is in it).
+pub fn owns(dir: &Path) -> bool {
+    std::fs::metadata(dir).is_ok_and(|m| m.uid() == euid())
 }
 
 /// `uid 998 (keepalived_script)`, for error messages that must say who could not do it.

@@ -5,7 +5,7 @@
 //! at its deadline too. So runs never pile up on a server, and a busy lock alone never
 //! decides a verdict.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -39,30 +39,50 @@ pub struct Lock {
     _file: File,
 }
 
-/// Opens the lock file read-only (flock needs no write access, so a lock file made by
-/// root stays usable by the script user), creating it 0644 with the directory's owner.
-fn open(path: &Path) -> Result<File, LockError> {
+/// Lock files of keepalived's runs and of the hooks: only their owner (the script
+/// user) and root may open them, so no other local user can hold them.
+pub const PRIVATE: u32 = 0o600;
+/// The observers' lock: any user who may read the option file may observe.
+pub const OBSERVERS: u32 = 0o644;
+
+/// Opens the lock file read-only (flock needs no write access), creating it with
+/// `mode` and the runtime directory's owner. A lock file this user cannot open in a
+/// directory it owns (left by an older version run as root) is replaced: only such an
+/// old root process could be holding it.
+fn open(path: &Path, mode: u32) -> Result<File, LockError> {
     let err = |e: io::Error| LockError::Io(files::unusable("lock file", path, &e));
-    let file = match File::open(path) {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let create = || {
+        let mut o = files::no_follow();
+        o.create(true).truncate(false).write(true).mode(mode);
+        o
+    };
+    let file = match files::no_follow().read(true).open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o644)
-            .open(path)
-            .map_err(err)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => create().open(path).map_err(err)?,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && files::owns(dir) => {
+            let fresh = dir.join(format!(
+                ".{}.{}.new",
+                path.file_name().unwrap_or_default().to_string_lossy(),
+                std::process::id()
+            ));
+            let _ = std::fs::remove_file(&fresh);
+            let mut o = files::no_follow();
+            o.create_new(true).write(true).mode(mode);
+            let f = o.open(&fresh).map_err(err)?;
+            std::fs::rename(&fresh, path).map_err(err)?;
+            f
+        }
         Err(e) => return Err(err(e)),
     };
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    files::adopt(&file, dir, 0o644).map_err(err)?;
+    files::adopt(&file, dir, dir, mode).map_err(err)?;
     Ok(file)
 }
 
 /// Takes the lock, waiting for it until `deadline` at most (polling with a short
 /// back-off: a healthy holder is gone within milliseconds).
-pub fn lock_within(path: &Path, deadline: Instant) -> Result<Lock, LockError> {
-    let file = open(path)?;
+pub fn lock_within(path: &Path, mode: u32, deadline: Instant) -> Result<Lock, LockError> {
+    let file = open(path, mode)?;
     let mut pause = Duration::from_millis(1);
     loop {
         match file.try_lock() {
@@ -82,22 +102,20 @@ pub fn lock_within(path: &Path, deadline: Instant) -> Result<Lock, LockError> {
     }
 }
 
-/// Takes the lock only if it is free right now.
+/// Takes a private lock only if it is free right now.
 pub fn try_lock(path: &Path) -> Result<Lock, LockError> {
-    lock_within(path, Instant::now())
+    lock_within(path, PRIVATE, Instant::now())
 }
 
 /// Creates the runtime directory if missing (the package ships it via tmpfiles.d; this
 /// covers a hand install). 0755: the state files in it are meant to be read by humans.
 pub fn ensure_dir(dir: &Path) -> Result<(), String> {
-    use std::os::unix::fs::DirBuilderExt;
-    match std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(dir)
-    {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(files::unusable("runtime-dir", dir, &e)),
+    use std::os::unix::fs::PermissionsExt;
+    if dir.is_dir() {
+        return Ok(());
     }
+    let err = |e: io::Error| files::unusable("runtime-dir", dir, &e);
+    std::fs::create_dir_all(dir).map_err(err)?;
+    // keepalived's umask (0177) would leave it 0600: unusable even by its owner.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(err)
 }

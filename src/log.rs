@@ -6,7 +6,7 @@
 //! Each line is one `write(2)` with O_APPEND, which keeps lines whole when several
 //! processes log at once.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
@@ -31,6 +31,8 @@ pub struct Logger {
     facility: Option<u8>,
     syslog_path: PathBuf,
     file: Option<PathBuf>,
+    /// Whose files ours are: the owner of runtime-dir (see `files`).
+    owner_dir: PathBuf,
     max_size: u64,
     keep: u32,
 }
@@ -42,6 +44,7 @@ impl Logger {
             facility: s.syslog_facility,
             syslog_path: PathBuf::from("/dev/log"),
             file: s.log_file.clone(),
+            owner_dir: s.runtime_dir.clone(),
             max_size: s.log_max_size,
             keep: s.log_keep,
         }
@@ -49,15 +52,36 @@ impl Logger {
 
     /// The log file must be writable by whoever runs us: a config error otherwise (named
     /// with path and user), never lines silently lost. One access(2), no file opened.
+    /// A log file left unwritable in a directory this user owns (by root under an
+    /// older version, or a logrotate rule) is moved aside, not fatal.
     pub fn check_usable(&self) -> Result<(), String> {
-        match &self.file {
-            Some(p) if !files::writable(p) => Err(format!(
-                "log-file {} is not writable by {} (owner/mode of the file or its directory)",
-                p.display(),
-                files::whoami()
-            )),
-            _ => Ok(()),
+        let Some(p) = &self.file else {
+            return Ok(());
+        };
+        if files::writable(p) {
+            return Ok(());
         }
+        let dir = p.parent().unwrap_or(Path::new("/"));
+        if p.exists() && files::owns(dir) {
+            let aside = sibling(p, &format!(".unwritable.{}", now_unix() as u64));
+            if fs::rename(p, &aside).is_ok() {
+                self.log(
+                    Severity::Warning,
+                    &format!(
+                        "log-file {} was not writable by {}: moved aside to {}",
+                        p.display(),
+                        files::whoami(),
+                        aside.display()
+                    ),
+                );
+                return Ok(());
+            }
+        }
+        Err(format!(
+            "log-file {} is not writable by {} (owner/mode of the file or its directory)",
+            p.display(),
+            files::whoami()
+        ))
     }
 
     pub fn log(&self, sev: Severity, msg: &str) {
@@ -99,7 +123,7 @@ impl Logger {
             std::process::id()
         );
         let dir = path.parent().unwrap_or(Path::new("/"));
-        let written = OpenOptions::new()
+        let written = files::no_follow()
             .append(true)
             .create(true)
             .mode(0o640)
@@ -107,7 +131,7 @@ impl Logger {
             .and_then(|mut f| {
                 // A file root creates (the restart hook, an operator) must stay writable
                 // by the script user, and rotatable by both.
-                files::adopt(&f, dir, 0o640)?;
+                files::adopt(&f, &self.owner_dir, dir, 0o640)?;
                 f.write_all(line.as_bytes())?;
                 Ok(f.metadata().map(|m| m.len()).unwrap_or(0))
             });

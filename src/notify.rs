@@ -191,10 +191,12 @@ struct Ctx<'a> {
 /// How long to wait for the notify lock: holders keep it for milliseconds, but STOP has
 /// only 1 s in all.
 fn lock_wait(state: VrrpState) -> Duration {
-    if state == VrrpState::Stop {
-        Duration::from_millis(300)
-    } else {
-        Duration::from_secs(10)
+    match state {
+        VrrpState::Stop => Duration::from_millis(300),
+        // A demotion goes ahead without the lock after this: read-only must not wait
+        // on a holder.
+        VrrpState::Backup | VrrpState::Fault | VrrpState::Deleted => Duration::from_secs(1),
+        VrrpState::Master => Duration::from_secs(10),
     }
 }
 
@@ -229,18 +231,17 @@ fn update_record<T>(
         let cut = rec.history.len() - HISTORY;
         rec.history.drain(..cut);
     }
-    let saved = state::write_json(&state_path(s), &rec).map_err(|e| {
-        format!(
-            "cannot write {}: {e} (running as {})",
-            state_path(s).display(),
-            files::whoami()
-        )
-    });
+    let saved = state::write_json(&state_path(s), &rec)
+        .map_err(|e| files::unusable("cannot write", &state_path(s), &e));
     (out, saved)
 }
 
 fn acquire(s: &Settings, wait: Duration) -> Result<Lock, String> {
-    match lock::lock_within(&s.state_path(LOCK_FILE), Instant::now() + wait) {
+    match lock::lock_within(
+        &s.state_path(LOCK_FILE),
+        lock::PRIVATE,
+        Instant::now() + wait,
+    ) {
         Ok(l) => Ok(l),
         Err(LockError::Busy) => Err("notify lock busy".into()),
         Err(LockError::Io(e)) => Err(e),
@@ -358,25 +359,41 @@ pub fn run(
     if repair && event.state == VrrpState::Master {
         return Err("--from-check only demotes (backup)".into());
     }
+    if s.restart_on_fault && !files::running_as_root() {
+        log.log(
+            Severity::Err,
+            &format!(
+                "configuration error: restart-on-fault = on is refused: the restart hook needs \
+                 root and this hook runs as {}; run keepalived-mysql-restart as its own \
+                 vrrp_script with 'user root' (the sample keepalived.conf does)",
+                files::whoami()
+            ),
+        );
+    }
     // The real state: keepalived adds the VIP before MASTER hooks and removes it before
     // the others, so an event that contradicts the VIP was overtaken by a later one. A
-    // stale event is recorded but supersedes nothing.
-    let mut stale = s.vip.and_then(|vip| {
-        let holds = role::local_addresses().contains(&vip);
-        (holds != (event.state == VrrpState::Master)).then(|| {
-            format!(
-                "{} event ignored as stale: this node {} {vip}",
-                event.state.name(),
-                if holds { "holds" } else { "does not hold" }
-            )
+    // stale event is recorded but supersedes nothing. Looked at under the lock (the VIP
+    // may come or go while we wait for it), and again without it if the lock fails.
+    let contradicts_vip = || {
+        s.vip.and_then(|vip| {
+            let holds = role::local_addresses().contains(&vip);
+            (holds != (event.state == VrrpState::Master)).then(|| {
+                format!(
+                    "{} event ignored as stale: this node {} {vip}",
+                    event.state.name(),
+                    if holds { "holds" } else { "does not hold" }
+                )
+            })
         })
-    });
+    };
+    let mut stale = None;
     let instance = if repair {
         Some("keepalived-mysql-check: writable without the VIP".to_string())
     } else {
         event.instance.clone()
     };
     let recorded = with_record(s, wait, |rec| {
+        stale = contradicts_vip();
         if repair && s.vip.is_none() && rec.state == "MASTER" && stale.is_none() {
             stale =
                 Some("check's demotion ignored: the notify record says this node is MASTER".into());
@@ -424,6 +441,7 @@ pub fn run(
                 );
                 return Ok(Outcome::StayedReadOnly);
             }
+            stale = contradicts_vip();
             None
         }
     };
@@ -466,8 +484,16 @@ fn demote(ctx: &Ctx, restart_args: &[String]) -> Outcome {
     let name = ctx.event.state.name();
     let mut announced = false;
     let retry_until = ctx.start + DEMOTION_RETRY_FOR;
-    if ctx.event.state == VrrpState::Fault && s.restart_on_fault {
+    if ctx.event.state == VrrpState::Fault && s.restart_on_fault && files::running_as_root() {
         start_restart_hook(ctx, restart_args);
+    }
+    if ctx.event.state == VrrpState::Stop {
+        // keepalived SIGKILLs STOP at 1 s: whatever is left undone must already read
+        // as pending.
+        ctx.finish("demotion pending (STOP)", |rec| {
+            rec.state = name.into();
+            rec.demotion_pending = true;
+        });
     }
     loop {
         let attempt = connect(s, ctx.connect_budget()).and_then(|mut conn| {
@@ -547,29 +573,41 @@ fn demote(ctx: &Ctx, restart_args: &[String]) -> Outcome {
     }
 }
 
-/// Sets read_only, unless a newer event is recorded: returns whether it did. Under the
-/// notify lock when it can be had, so a promotion cannot interleave; without it when it
-/// cannot (logged): a lock or state-file failure never keeps a node writable.
+/// Sets read_only, unless this node is (again) the master: returns whether it did.
+/// With `vip` set, its absence, looked at now, is the truth: read_only is set first and
+/// the lock is taken only to record it. Without `vip`, the record orders events: under
+/// the notify lock, so a promotion cannot interleave, when the lock can be had; without
+/// it (logged) when it cannot. A lock or state-file failure never keeps a node writable.
 fn set_read_only(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<bool, ProbeError> {
     let s = ctx.s;
     let name = ctx.event.state.name();
+    let vip_gone = s.vip.map(|vip| !role::local_addresses().contains(&vip));
+    if vip_gone == Some(false) {
+        // The VIP came back: a newer MASTER event owns this node now.
+        return Ok(false);
+    }
+    if vip_gone == Some(true) {
+        read_only_now(ctx, conn, d)?;
+    }
     let guard = match ctx.seq {
         Some(_) => match acquire(s, ctx.lock_wait()) {
             Ok(l) => Some(l),
             Err(e) => {
                 ctx.log.log(
                     Severity::Err,
-                    &format!("{name}: notify lock unavailable ({e}): setting read_only without it"),
+                    &format!("{name}: notify lock unavailable ({e}): read_only set without it"),
                 );
                 None
             }
         },
         None => None,
     };
-    if guard.is_some() && ctx.newest() == Some(false) {
-        return Ok(false);
+    if vip_gone.is_none() {
+        if guard.is_some() && ctx.newest() == Some(false) {
+            return Ok(false);
+        }
+        read_only_now(ctx, conn, d)?;
     }
-    read_only_now(ctx, conn, d)?;
     if guard.is_some() {
         let ((), saved) = update_record(s, |rec| {
             rec.state = name.into();
@@ -588,42 +626,65 @@ fn set_read_only(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<bool, ProbeE
 /// `SET GLOBAL read_only = ON` with every wait bounded: the server-side lock wait, and
 /// the socket read beyond it (a reply that comes after our read gave up would be taken
 /// for the next statement's, so the connection is dropped then). An open transaction
-/// holding locks makes it time out: the client sessions are killed and it is tried once
-/// more. Any other refusal is reported as it is.
+/// or table lock makes it time out: the client sessions are killed and it is tried
+/// again every 50 ms while they roll back, for 5 s (STOP: until its budget ends). Any
+/// other refusal is reported as it is.
 fn read_only_now(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<(), ProbeError> {
+    let stop = ctx.event.state == VrrpState::Stop;
     // STOP has 1 s in all: no lock wait where the server allows none (MariaDB).
-    let lock_wait = if ctx.event.state == VrrpState::Stop && d.flavor == Flavor::MariaDB {
+    let lock_wait = if stop && d.flavor == Flavor::MariaDB {
         0
     } else {
         1
     };
-    conn.set_read_timeout(Duration::from_secs(lock_wait + 2));
-    let sql = format!(
-        "SET SESSION lock_wait_timeout = {lock_wait}; {}",
-        d.writes_sql(false)
-    );
-    let first = conn.query(&sql).and_then(|_| match conn.next_result() {
-        Some(r) => r.map(|_| ()),
-        None => Ok(()),
-    });
-    match first {
-        Err(WireError::Server {
-            code: ER_LOCK_WAIT_TIMEOUT,
-            ..
-        }) => {
-            let _ = kill_client_sessions(ctx, conn);
-            run_all(conn, d.writes_sql(false))
+    let until = if stop {
+        ctx.start + STOP_BUDGET.saturating_sub(Duration::from_millis(100))
+    } else {
+        Instant::now() + Duration::from_secs(5)
+    };
+    let read_bound = || {
+        let wait = Duration::from_secs(lock_wait + 2);
+        if stop {
+            wait.min(until.saturating_duration_since(Instant::now()))
+        } else {
+            wait
         }
-        r => r.map_err(|e| probe::classify(&e)),
+    };
+    conn.set_read_timeout(read_bound());
+    let mut r = run_all(
+        conn,
+        &format!(
+            "SET SESSION lock_wait_timeout = {lock_wait}; {}",
+            d.writes_sql(false)
+        ),
+    );
+    let mut killed = false;
+    while let Err(WireError::Server {
+        code: ER_LOCK_WAIT_TIMEOUT,
+        ..
+    }) = r
+    {
+        if killed && Instant::now() >= until {
+            break;
+        }
+        if !killed {
+            let _ = kill_client_sessions(ctx, conn);
+            killed = true;
+        } else {
+            sleep(Duration::from_millis(50));
+        }
+        conn.set_read_timeout(read_bound());
+        r = run_all(conn, d.writes_sql(false));
     }
+    r.map_err(|e| probe::classify(&e))
 }
 
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 
-fn run_all(conn: &mut Conn, sql: &str) -> Result<(), ProbeError> {
-    conn.query(sql).map_err(|e| probe::classify(&e))?;
+fn run_all(conn: &mut Conn, sql: &str) -> Result<(), WireError> {
+    conn.query(sql)?;
     while let Some(r) = conn.next_result() {
-        r.map_err(|e| probe::classify(&e))?;
+        r?;
     }
     Ok(())
 }
@@ -727,6 +788,23 @@ fn promote(ctx: &Ctx) -> Outcome {
         Err(e) => Err(e),
     };
     let waited = ctx.ms();
+    if conn.is_broken() {
+        // A wait that timed out leaves the connection unusable: its late reply would
+        // be read as the next statement's.
+        conn = match connect(s, ctx.connect_budget()) {
+            Ok(c) => c,
+            Err(e) => {
+                return fail(
+                    format!(
+                        "MASTER: mysqld unreachable before opening writes: {}",
+                        e.msg
+                    ),
+                    "failed: mysqld unreachable",
+                    Outcome::Unreachable,
+                )
+            }
+        };
+    }
     let opening = open_writes(
         ctx,
         &mut conn,
@@ -829,7 +907,7 @@ fn open_writes(ctx: &Ctx, conn: &mut Conn, d: &Dialect, open: bool, waited: f64)
     }
     if let Err(e) = run_all(conn, d.writes_sql(true)) {
         return Opening::Failed {
-            msg: format!("cannot open writes: {}", e.msg),
+            msg: format!("cannot open writes: {e}"),
             refused: true,
         };
     }

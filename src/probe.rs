@@ -95,6 +95,17 @@ pub fn classify(e: &WireError) -> ProbeError {
             code => ProbeError::new(Class::ServerError, format!("server error {code}: {msg}")),
         },
         e if e.is_timeout() => ProbeError::new(Class::Timeout, format!("no answer in time: {e}")),
+        // Our user may not reach the socket: a setup error, not evidence of a dead server.
+        WireError::Io {
+            err,
+            connected: false,
+        } if err.kind() == std::io::ErrorKind::PermissionDenied => ProbeError::new(
+            Class::Config,
+            format!(
+                "{e} (running as {}): the socket or its directory is closed to this user",
+                crate::files::whoami()
+            ),
+        ),
         WireError::Io { .. } => ProbeError::new(Class::Down, e.to_string()),
         // We cannot log in the way the account demands: our setup, not the server.
         WireError::Unsupported(m) => ProbeError::new(Class::Config, m.clone()),

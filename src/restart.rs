@@ -237,10 +237,8 @@ pub fn run(s: &Settings, log: &Logger, file_args: &[String]) -> Result<Outcome, 
             // Not recorded, not restarted: every later run would restart it again.
             if let Err(e) = save(s, &mut st, now) {
                 let msg = format!(
-                    "mysqld is down ({why}) but the restart attempt cannot be recorded in {}: \
-                     {e} (running as {}): NOT restarting it",
-                    state_path(s).display(),
-                    crate::files::whoami()
+                    "mysqld is down ({why}) but {}: NOT restarting it",
+                    crate::files::unusable("the attempt cannot be recorded in", &state_path(s), &e)
                 );
                 log.log(Severity::Err, &msg);
                 alert::raise(s, log, PROGRAM, "state-unwritable", &msg, json!({}));
@@ -416,7 +414,7 @@ pub fn reset(s: &Settings, log: &Logger) -> Result<(), String> {
     lock::ensure_dir(&s.runtime_dir)?;
     // A running copy finishes in well under a second; wait for it rather than race it.
     let wait = std::time::Instant::now() + Duration::from_secs(5);
-    let _lock = match lock::lock_within(&s.state_path(LOCK_FILE), wait) {
+    let _lock = match lock::lock_within(&s.state_path(LOCK_FILE), lock::PRIVATE, wait) {
         Ok(l) => l,
         Err(LockError::Busy) => {
             return Err("another keepalived-mysql-restart keeps the lock".into())

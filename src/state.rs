@@ -26,16 +26,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{}.{}.tmp", name, std::process::id()));
     let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
+        // A new file, never whatever (a symlink) sits at that name: root writes here
+        // in a directory the script user owns. One left by a killed run is replaced.
+        let create = || {
+            files::no_follow()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&tmp)
+        };
+        let mut f = match create() {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                fs::remove_file(&tmp)?;
+                create()?
+            }
+            r => r?,
+        };
         f.write_all(bytes)?;
         // keepalived runs us with umask 0177, which filters the mode above; and a file
         // root writes must stay replaceable and readable by the script user.
-        files::adopt(&f, dir, mode)?;
+        files::adopt(&f, dir, dir, mode)?;
         drop(f);
         fs::rename(&tmp, path)
     })();
@@ -46,8 +56,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 }
 
 /// `None` when missing or unreadable: state is advisory, never a reason to fail.
+/// Never through a symlink, and never from anything but a regular file (a FIFO there
+/// would block the reader).
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Option<T> {
-    let bytes = fs::read(path).ok()?;
+    use std::io::Read;
+    let mut f = files::no_follow()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -59,7 +81,12 @@ pub fn now_unix() -> f64 {
 }
 
 /// RFC 3339 (UTC, seconds) for humans reading the state files.
+/// Values come from state files too: a nonsensical one prints as the epoch, never
+/// panics.
 pub fn rfc3339(unix: f64) -> String {
-    let t = UNIX_EPOCH + std::time::Duration::from_secs_f64(unix.max(0.0));
+    let t = std::time::Duration::try_from_secs_f64(unix.clamp(0.0, 253_402_300_799.0))
+        .ok()
+        .and_then(|d| UNIX_EPOCH.checked_add(d))
+        .unwrap_or(UNIX_EPOCH);
     humantime::format_rfc3339_seconds(t).to_string()
 }

@@ -15,7 +15,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -129,6 +129,9 @@ pub struct Conn {
     /// unknown: a late reply to the previous statement would be read as the answer to
     /// the next one. Such a connection is never used again.
     broken: bool,
+    /// While connecting: the whole connect and login must end by then, however many
+    /// packets it takes.
+    connect_deadline: Option<Instant>,
 }
 
 pub enum Target<'a> {
@@ -141,8 +144,11 @@ fn io_err(connected: bool) -> impl Fn(io::Error) -> WireError {
 }
 
 impl Conn {
+    /// Connects and logs in within `timeout` in all; later reads and writes get
+    /// `timeout` each (see [`Conn::set_read_timeout`]).
     pub fn connect(target: Target, user: &str, password: &str, timeout: Duration) -> Result<Conn> {
         let timeout = timeout.max(Duration::from_millis(1));
+        let deadline = Instant::now() + timeout;
         let stream = match target {
             Target::Socket(p) => {
                 let s = unix_connect(p, timeout).map_err(io_err(false))?;
@@ -167,8 +173,11 @@ impl Conn {
             buf: Vec::with_capacity(4096),
             more: false,
             broken: false,
+            connect_deadline: Some(deadline),
         };
         conn.handshake(user, password, is_socket)?;
+        conn.connect_deadline = None;
+        conn.set_read_timeout(timeout);
         Ok(conn)
     }
 
@@ -365,7 +374,8 @@ impl Conn {
         }
         let ncols = Reader::new(&pkt).lenenc()? as usize;
         let mut set = ResultSet {
-            columns: Vec::with_capacity(ncols),
+            // The count comes from the server: never let it size an allocation.
+            columns: Vec::with_capacity(ncols.min(64)),
             rows: Vec::new(),
         };
         for _ in 0..ncols {
@@ -391,7 +401,7 @@ impl Conn {
                 _ => {}
             }
             let mut r = Reader::new(&row);
-            let mut vals = Vec::with_capacity(ncols);
+            let mut vals = Vec::with_capacity(ncols.min(64));
             for _ in 0..ncols {
                 if r.peek() == Some(0xfb) {
                     r.skip(1)?;
@@ -418,6 +428,16 @@ impl Conn {
     }
 
     fn read_packet(&mut self, connected: bool) -> Result<Vec<u8>> {
+        if let Some(d) = self.connect_deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(WireError::Io {
+                    err: io::Error::new(io::ErrorKind::TimedOut, "login did not finish in time"),
+                    connected,
+                });
+            }
+            self.set_read_timeout(left);
+        }
         let mut payload = Vec::new();
         loop {
             let mut hdr = [0u8; 4];
@@ -620,7 +640,8 @@ impl<'a> Reader<'a> {
         self.b.get(self.pos).copied()
     }
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let s = self.b.get(self.pos..self.pos + n).ok_or_else(short)?;
+        let end = self.pos.checked_add(n).ok_or_else(short)?;
+        let s = self.b.get(self.pos..end).ok_or_else(short)?;
         self.pos += n;
         Ok(s)
     }

@@ -87,42 +87,76 @@ fn root_and_script_user_runs_in_any_order() {
     }
 }
 
-/// A root-owned 0600 lock left by an older version is repaired by the next root run;
-/// until then the script user gets a config error naming the file and the user.
+/// Files an older version left as root (a 0600 lock, a root-only log file) in the
+/// script user's directories are replaced or moved aside by the script user's own run;
+/// what it truly cannot use is a config error naming the path and the user.
 #[test]
-fn unusable_runtime_files_name_the_path_and_the_user() {
+fn files_left_by_root_are_taken_back_and_the_rest_is_named() {
+    use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
     let a = Mariadb::start(1);
     let node = NodeConfig::with_log(&a, true, "", "log/keepalived-mysql.log");
     packaged_layout(&a, &node);
+    let (uid, _) = script_user();
     let lock = node.path("run/check.lock");
     fs::write(&lock, "").unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&lock, fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    std::os::unix::fs::chown(&lock, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&lock, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(&node.log_file, "old line\n").unwrap();
+    fs::set_permissions(&node.log_file, fs::Permissions::from_mode(0o640)).unwrap();
+    chown(&node.log_file, Some(0), Some(0)).unwrap();
     let r = run_as(As::Script, &check_bin(), &node.cnf, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(fs::metadata(&lock).unwrap().uid(), uid);
+    assert!(node.log().contains("moved aside"), "{}", node.log());
+
+    // A runtime dir that belongs to root: nothing to take back, a config error.
+    let b = Mariadb::start(2);
+    let bad = NodeConfig::with_log(&b, true, "", "log/keepalived-mysql.log");
+    packaged_layout(&b, &bad);
+    chown(bad.path("run"), Some(0), Some(0)).unwrap();
+    let r = run_as(As::Script, &check_bin(), &bad.cnf, &[]);
     assert_eq!(r.code, 3, "{r:?}");
-    let log = node.log();
+    let log = bad.log();
     assert!(
         log.contains("check.lock") && log.contains("keepalived_script"),
         "{log}"
     );
-    assert_eq!(run_as(As::Root, &check_bin(), &node.cnf, &[]).code, 0);
-    assert_eq!(run_as(As::Script, &check_bin(), &node.cnf, &[]).code, 0);
 
-    // A log file the user cannot write: a config error with path and user, not lines
-    // silently lost.
-    let b = Mariadb::start(2);
-    let bad = NodeConfig::with_log(&b, true, "", "rootlog/keepalived-mysql.log");
-    packaged_layout(&b, &bad);
-    std::os::unix::fs::chown(bad.path("rootlog"), Some(0), Some(0)).unwrap();
-    let r = run_as(As::Script, &check_bin(), &bad.cnf, &[]);
+    // A log file the user cannot write, in a directory it does not own.
+    let c = NodeConfig::with_log(&b, true, "", "rootlog/keepalived-mysql.log");
+    packaged_layout(&b, &c);
+    chown(c.path("rootlog"), Some(0), Some(0)).unwrap();
+    let r = run_as(As::Script, &check_bin(), &c.cnf, &[]);
     assert_eq!(r.code, 3, "{r:?}");
     assert!(
         r.stderr.contains("rootlog/keepalived-mysql.log") && r.stderr.contains("keepalived_script"),
         "{r:?}"
     );
+}
+
+/// Root works in directories the script user owns: a symlink planted there must not
+/// lead root to open, truncate or chown another file.
+#[test]
+fn root_never_follows_a_symlink_in_the_script_users_directories() {
+    use std::os::unix::fs::{symlink, MetadataExt};
+    let a = Mariadb::start(1);
+    let node = NodeConfig::with_log(&a, true, "", "log/keepalived-mysql.log");
+    packaged_layout(&a, &node);
+    let target = node.path("precious");
+    fs::write(&target, "root's data\n").unwrap();
+    for name in [
+        "run/restart.lock",
+        "run/check.lock",
+        "run/.restart.json.1.tmp",
+    ] {
+        symlink(&target, node.path(name)).unwrap();
+    }
+    symlink(&target, &node.log_file).unwrap();
+    for bin in [restart_bin(), check_bin()] {
+        run_as(As::Root, &bin, &node.cnf, &[]);
+    }
+    let meta = fs::metadata(&target).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (0, 0), "target's owner changed");
+    assert_eq!(fs::read_to_string(&target).unwrap(), "root's data\n");
 }
 
 /// Story 3: the restart hook runs as root; its log rotation used to leave a root-only
@@ -404,15 +438,21 @@ fn killed_demotion_is_finished_by_the_check() {
     assert!(log.contains("started by the check"), "{log}");
 }
 
-/// restart-on-fault cannot work from a notify hook run as the script user.
+/// restart-on-fault cannot work from a notify hook run as the script user: refused,
+/// loudly, while the demotion itself still happens.
 #[test]
-fn restart_on_fault_is_refused_for_the_script_user() {
+fn restart_on_fault_is_refused_for_the_script_user_but_demotes() {
     let a = Mariadb::start(1);
-    let node = NodeConfig::new(&a, false, "restart-on-fault = on\n");
+    a.exec("SET GLOBAL read_only = OFF");
+    let extra = format!("restart-on-fault = on\n{}", notify_group());
+    let node = NodeConfig::with_log(&a, false, &extra, "log/keepalived-mysql.log");
     packaged_layout(&a, &node);
     let r = run_as(As::Script, &notify_bin(), &node.cnf, &["fault"]);
-    assert_eq!(r.code, 3, "{r:?}");
-    assert!(r.stderr.contains("restart-on-fault"), "{r:?}");
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(read_only(&a));
+    let log = node.log();
+    assert!(log.contains("restart-on-fault = on is refused"), "{log}");
+    assert!(log.contains("FAULT: demoted"), "{log}");
 }
 
 /// A session whose table lock blocks `SET GLOBAL read_only` makes it time out after a

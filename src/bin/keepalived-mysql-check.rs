@@ -37,9 +37,11 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    // Only keepalived's runs (no --format) decide and record; the others observe.
+    // Only keepalived's runs (no --format, no terminal) decide and record; the others
+    // observe. A person typing the bare command at a terminal observes too: with their
+    // own flags (say --timeout 30s) they could otherwise hold keepalived's lock.
     let caller = match cli.format {
-        Format::Quiet => Caller::Keepalived,
+        Format::Quiet if !cli::on_terminal() => Caller::Keepalived,
         _ => Caller::Observer,
     };
     let v = check::run(

@@ -695,6 +695,7 @@ pub fn run_concurrently(bin: &Path, cnf: &Path, n: usize) -> Vec<i32> {
         .map(|_| {
             Command::new(bin)
                 .arg(format!("--defaults-file={}", cnf.display()))
+                .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .spawn()
                 .unwrap()
