@@ -80,10 +80,12 @@ pub struct CheckState {
 /// and monitors observe, on a lock of their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Caller {
-    /// `--format quiet` (the default): keepalived's vrrp_script, or an operator running
-    /// exactly that.
+    /// `--format quiet` (the default) with stdout not a terminal: keepalived's
+    /// vrrp_script (or a script or cron job running it that way: those serialize with
+    /// keepalived's runs, so pollers should use a `--format`).
     Keepalived,
-    /// `--format text|json|nagios`: prints its own live verdict, changes nothing.
+    /// `--format text|json|nagios`, or typed at a terminal: prints its own live
+    /// verdict, changes nothing.
     Observer,
 }
 
@@ -128,9 +130,14 @@ pub fn run(s: &Settings, log: &Logger, caller: Caller, file_args: &[String]) -> 
     };
     if caller == Caller::Keepalived && !s.state_path(OBSERVER_LOCK_FILE).exists() {
         // Made here, readable by all, so that observers of any user serialize on it.
-        let _ = lock::lock_within(&s.state_path(OBSERVER_LOCK_FILE), lock::OBSERVERS, start);
+        let _ = lock::lock_within(
+            &s.state_path(OBSERVER_LOCK_FILE),
+            &s.runtime_dir,
+            lock::OBSERVERS,
+            start,
+        );
     }
-    let lock = match lock::lock_within(&s.state_path(lock_file), mode, deadline) {
+    let lock = match lock::lock_within(&s.state_path(lock_file), &s.runtime_dir, mode, deadline) {
         Ok(l) => Some(l),
         Err(LockError::Busy) => {
             // The holder has been waiting on the server for our whole deadline: that

@@ -25,9 +25,10 @@ fn euid() -> u32 {
 }
 
 /// Options that open `path` only if it is not a symlink (ELOOP otherwise).
+/// Non-blocking too: a FIFO planted at the path must not hang the open.
 pub fn no_follow() -> OpenOptions {
     let mut o = OpenOptions::new();
-    o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
     o
 }
 
@@ -41,15 +42,15 @@ pub fn adopt(file: &File, owner_dir: &Path, group_dir: &Path, mode: u32) -> io::
     if !meta.is_file() {
         return Ok(());
     }
+    if meta.nlink() != 1 {
+        return Err(io::Error::other(
+            "a hard-linked file: refusing to change its owner or mode",
+        ));
+    }
     if running_as_root() {
         let owner = std::fs::metadata(owner_dir)?.uid();
         let group = std::fs::metadata(group_dir)?.gid();
         if owner != 0 && (meta.uid() != owner || meta.gid() != group) {
-            if meta.nlink() != 1 {
-                return Err(io::Error::other(
-                    "a hard-linked file: refusing to change its owner",
-                ));
-            }
             std::os::unix::fs::fchown(file, Some(owner), Some(group))?;
         }
     }

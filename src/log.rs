@@ -159,7 +159,7 @@ impl Logger {
     /// into `log.1`, which loses nothing.
     fn rotate(&self, path: &Path) {
         let lock_path = sibling(path, ".lock");
-        let Ok(_guard) = lock::try_lock(&lock_path) else {
+        let Ok(_guard) = lock::try_lock(&lock_path, &self.owner_dir) else {
             return;
         };
         // Someone may have rotated between our write and the lock.

@@ -192,10 +192,10 @@ struct Ctx<'a> {
 /// only 1 s in all.
 fn lock_wait(state: VrrpState) -> Duration {
     match state {
-        VrrpState::Stop => Duration::from_millis(300),
         // A demotion goes ahead without the lock after this: read-only must not wait
-        // on a holder.
-        VrrpState::Backup | VrrpState::Fault | VrrpState::Deleted => Duration::from_secs(1),
+        // on a holder (holders keep it for milliseconds).
+        VrrpState::Stop => Duration::from_millis(100),
+        VrrpState::Backup | VrrpState::Fault | VrrpState::Deleted => Duration::from_millis(200),
         VrrpState::Master => Duration::from_secs(10),
     }
 }
@@ -239,6 +239,7 @@ fn update_record<T>(
 fn acquire(s: &Settings, wait: Duration) -> Result<Lock, String> {
     match lock::lock_within(
         &s.state_path(LOCK_FILE),
+        &s.runtime_dir,
         lock::PRIVATE,
         Instant::now() + wait,
     ) {
@@ -394,13 +395,27 @@ pub fn run(
     };
     let recorded = with_record(s, wait, |rec| {
         stale = contradicts_vip();
-        if repair && s.vip.is_none() && rec.state == "MASTER" && stale.is_none() {
-            stale =
-                Some("check's demotion ignored: the notify record says this node is MASTER".into());
+        // Without vip, the record is the truth: a MASTER event acted on (or still
+        // catching up) owns this node; the check's word does not override it.
+        let promoted = rec.state == "MASTER"
+            || rec
+                .history
+                .iter()
+                .rev()
+                .find(|h| h.seq == rec.act_seq)
+                .is_some_and(|h| h.event == "MASTER");
+        if repair && s.vip.is_none() && promoted && stale.is_none() {
+            stale = Some("check's demotion ignored: the notify record says MASTER".into());
         }
         rec.seq += 1;
         if stale.is_none() {
             rec.act_seq = rec.seq;
+            if event.state == VrrpState::Stop {
+                // keepalived SIGKILLs STOP at 1 s: what is left undone must already
+                // read as pending.
+                rec.state = event.state.name().into();
+                rec.demotion_pending = true;
+            }
         }
         rec.history.push(HistoryEntry {
             seq: rec.seq,
@@ -440,6 +455,15 @@ pub fn run(
                     json!({ "state": "MASTER" }),
                 );
                 return Ok(Outcome::StayedReadOnly);
+            }
+            if repair && s.vip.is_none() {
+                // Without vip and without the record, nothing says this node is not
+                // the master now.
+                log.log(
+                    Severity::Err,
+                    "check's demotion not done: no record to order it by",
+                );
+                return Ok(Outcome::Ignored);
             }
             stale = contradicts_vip();
             None
@@ -486,14 +510,6 @@ fn demote(ctx: &Ctx, restart_args: &[String]) -> Outcome {
     let retry_until = ctx.start + DEMOTION_RETRY_FOR;
     if ctx.event.state == VrrpState::Fault && s.restart_on_fault && files::running_as_root() {
         start_restart_hook(ctx, restart_args);
-    }
-    if ctx.event.state == VrrpState::Stop {
-        // keepalived SIGKILLs STOP at 1 s: whatever is left undone must already read
-        // as pending.
-        ctx.finish("demotion pending (STOP)", |rec| {
-            rec.state = name.into();
-            rec.demotion_pending = true;
-        });
     }
     loop {
         let attempt = connect(s, ctx.connect_budget()).and_then(|mut conn| {
@@ -586,8 +602,8 @@ fn set_read_only(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<bool, ProbeE
         // The VIP came back: a newer MASTER event owns this node now.
         return Ok(false);
     }
-    if vip_gone == Some(true) {
-        read_only_now(ctx, conn, d)?;
+    if vip_gone == Some(true) && !read_only_now(ctx, conn, d)? {
+        return Ok(false);
     }
     let guard = match ctx.seq {
         Some(_) => match acquire(s, ctx.lock_wait()) {
@@ -602,10 +618,13 @@ fn set_read_only(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<bool, ProbeE
         },
         None => None,
     };
-    if vip_gone.is_none() {
-        if guard.is_some() && ctx.newest() == Some(false) {
-            return Ok(false);
+    if guard.is_some() && ctx.newest() == Some(false) {
+        if vip_gone.is_some() {
+            restore_overtaken_promotion(ctx, conn, d);
         }
+        return Ok(false);
+    }
+    if vip_gone.is_none() {
         read_only_now(ctx, conn, d)?;
     }
     if guard.is_some() {
@@ -623,13 +642,39 @@ fn set_read_only(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<bool, ProbeE
     Ok(true)
 }
 
+/// With `vip` set, read_only was set before the lock; if a newer MASTER event has
+/// meanwhile opened writes on this node (the VIP is back, the record says so), our late
+/// read_only undid its decision: open writes again. Called under the notify lock.
+fn restore_overtaken_promotion(ctx: &Ctx, conn: &mut Conn, d: &Dialect) {
+    let rec = load(ctx.s);
+    let vip_here = ctx
+        .s
+        .vip
+        .is_some_and(|vip| role::local_addresses().contains(&vip));
+    if vip_here && rec.state == "MASTER" && rec.read_only == Some(false) {
+        let r = run_all(conn, d.writes_sql(true));
+        ctx.log.log(
+            Severity::Err,
+            &format!(
+                "{}: overtaken by a promotion that had opened writes; writes reopened: {}",
+                ctx.event.state.name(),
+                match r {
+                    Ok(()) => "done".to_string(),
+                    Err(e) => format!("FAILED: {e}"),
+                }
+            ),
+        );
+    }
+}
+
 /// `SET GLOBAL read_only = ON` with every wait bounded: the server-side lock wait, and
 /// the socket read beyond it (a reply that comes after our read gave up would be taken
 /// for the next statement's, so the connection is dropped then). An open transaction
 /// or table lock makes it time out: the client sessions are killed and it is tried
-/// again every 50 ms while they roll back, for 5 s (STOP: until its budget ends). Any
-/// other refusal is reported as it is.
-fn read_only_now(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<(), ProbeError> {
+/// again every 50 ms while they roll back, for 5 s (STOP: until its budget ends), unless
+/// the VIP comes back meanwhile (a demotion then stops: `Ok(false)`). Any other
+/// refusal is reported as it is.
+fn read_only_now(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<bool, ProbeError> {
     let stop = ctx.event.state == VrrpState::Stop;
     // STOP has 1 s in all: no lock wait where the server allows none (MariaDB).
     let lock_wait = if stop && d.flavor == Flavor::MariaDB {
@@ -659,11 +704,21 @@ fn read_only_now(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<(), ProbeErr
         ),
     );
     let mut killed = false;
+    let vip_back = || {
+        ctx.event.state.demotes()
+            && ctx
+                .s
+                .vip
+                .is_some_and(|vip| role::local_addresses().contains(&vip))
+    };
     while let Err(WireError::Server {
         code: ER_LOCK_WAIT_TIMEOUT,
         ..
     }) = r
     {
+        if vip_back() {
+            return Ok(false);
+        }
         if killed && Instant::now() >= until {
             break;
         }
@@ -676,7 +731,7 @@ fn read_only_now(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<(), ProbeErr
         conn.set_read_timeout(read_bound());
         r = run_all(conn, d.writes_sql(false));
     }
-    r.map_err(|e| probe::classify(&e))
+    r.map(|()| true).map_err(|e| probe::classify(&e))
 }
 
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;

@@ -145,7 +145,7 @@ pub fn run(s: &Settings, log: &Logger, file_args: &[String]) -> Result<Outcome, 
     lock::ensure_dir(&s.runtime_dir)?;
     log.check_usable()?;
     // Single flight: a copy that finds the lock held reports what that one recorded.
-    let _lock = match lock::try_lock(&s.state_path(LOCK_FILE)) {
+    let _lock = match lock::try_lock(&s.state_path(LOCK_FILE), &s.runtime_dir) {
         Ok(l) => l,
         Err(LockError::Busy) => return Ok(Outcome::Busy),
         Err(LockError::Io(e)) => return Err(e),
@@ -414,7 +414,12 @@ pub fn reset(s: &Settings, log: &Logger) -> Result<(), String> {
     lock::ensure_dir(&s.runtime_dir)?;
     // A running copy finishes in well under a second; wait for it rather than race it.
     let wait = std::time::Instant::now() + Duration::from_secs(5);
-    let _lock = match lock::lock_within(&s.state_path(LOCK_FILE), lock::PRIVATE, wait) {
+    let _lock = match lock::lock_within(
+        &s.state_path(LOCK_FILE),
+        &s.runtime_dir,
+        lock::PRIVATE,
+        wait,
+    ) {
         Ok(l) => l,
         Err(LockError::Busy) => {
             return Err("another keepalived-mysql-restart keeps the lock".into())

@@ -39,9 +39,7 @@ pub fn detect(vip: Option<IpAddr>, notify_state: &Path) -> (Role, RoleSource) {
         };
         return (role, RoleSource::Vip);
     }
-    let recorded = std::fs::read(notify_state)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<NotifyRecord>(&b).ok());
+    let recorded: Option<NotifyRecord> = crate::state::read_json(notify_state);
     match recorded {
         Some(r) if r.state.eq_ignore_ascii_case("master") => {
             (Role::Active, RoleSource::NotifyState)

@@ -60,11 +60,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 /// would block the reader).
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Option<T> {
     use std::io::Read;
-    let mut f = files::no_follow()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .ok()?;
+    let mut f = files::no_follow().read(true).open(path).ok()?;
     if !f.metadata().ok()?.is_file() {
         return None;
     }

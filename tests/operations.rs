@@ -510,3 +510,27 @@ fn huge_numbers_are_config_errors_not_crashes() {
         assert!(r.stderr.contains("keepalived-mysql.cnf:"), "{r:?}");
     }
 }
+
+/// Without `vip`, the notify record is the truth: the check's repair never demotes a
+/// node whose last acted-on event is MASTER.
+#[test]
+fn the_checks_repair_never_demotes_the_recorded_master() {
+    let a = Mariadb::start(1);
+    let node = NodeConfig::new(&a, false, &format!("vip =\n{}", notify_group()));
+    let r = node.notify(&["master"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!read_only(&a));
+    let r = node.notify(&["--from-check", "backup"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!read_only(&a), "the recorded master was demoted");
+    assert!(
+        node.log().contains("check's demotion ignored"),
+        "{}",
+        node.log()
+    );
+    // After a real BACKUP the repair does demote a node found writable.
+    assert_eq!(node.notify(&["backup"]).code, 0);
+    a.exec("SET GLOBAL read_only = OFF");
+    assert_eq!(node.notify(&["--from-check", "backup"]).code, 0);
+    assert!(read_only(&a));
+}
