@@ -186,17 +186,21 @@ struct Ctx<'a> {
     start: Instant,
     /// Started by the check, which found this node writable without the VIP.
     repair: bool,
+    /// read_only was set before the event was recorded (vip set and gone).
+    early_read_only: bool,
 }
 
 /// How long to wait for the notify lock: holders keep it for milliseconds, but STOP has
 /// only 1 s in all.
-fn lock_wait(state: VrrpState) -> Duration {
+fn lock_wait(state: VrrpState, vip_set: bool) -> Duration {
     match state {
-        // A demotion goes ahead without the lock after this: read-only must not wait
-        // on a holder (holders keep it for milliseconds).
-        VrrpState::Stop => Duration::from_millis(100),
-        VrrpState::Backup | VrrpState::Fault | VrrpState::Deleted => Duration::from_millis(200),
+        VrrpState::Stop => Duration::from_millis(300),
         VrrpState::Master => Duration::from_secs(10),
+        // With vip set, read_only is already on before any lock is taken.
+        _ if vip_set => Duration::from_secs(10),
+        // Without vip the record orders events, so a demotion waits for it, briefly
+        // (holders keep it for milliseconds), then goes ahead without it.
+        _ => Duration::from_secs(2),
     }
 }
 
@@ -251,7 +255,7 @@ fn acquire(s: &Settings, wait: Duration) -> Result<Lock, String> {
 
 impl Ctx<'_> {
     fn lock_wait(&self) -> Duration {
-        lock_wait(self.event.state)
+        lock_wait(self.event.state, self.s.vip.is_some())
     }
 
     /// `connect-timeout`, and for STOP no more than what is left of its budget.
@@ -356,7 +360,7 @@ pub fn run(
         log.log(Severity::Err, &e);
     }
     let now = now_unix();
-    let wait = lock_wait(event.state);
+    let wait = lock_wait(event.state, s.vip.is_some());
     if repair && event.state == VrrpState::Master {
         return Err("--from-check only demotes (backup)".into());
     }
@@ -388,6 +392,24 @@ pub fn run(
         })
     };
     let mut stale = None;
+    // With vip set and gone, that absence is the truth: read_only before anything else,
+    // before any lock or record. What fails here is done again, in order, below.
+    let early_read_only =
+        event.state.demotes() && s.vip.is_some() && contradicts_vip().is_none() && {
+            let pre = Ctx {
+                s,
+                log,
+                event: event.clone(),
+                seq: None,
+                start,
+                repair,
+                early_read_only: false,
+            };
+            connect(s, pre.connect_budget()).is_ok_and(|mut c| {
+                let d = Dialect::from_version(&c.server_version);
+                matches!(read_only_now(&pre, &mut c, &d), Ok(true))
+            })
+        };
     let instance = if repair {
         Some("keepalived-mysql-check: writable without the VIP".to_string())
     } else {
@@ -480,6 +502,7 @@ pub fn run(
         seq,
         start,
         repair,
+        early_read_only,
     };
     if ctx.event.state.demotes() {
         Ok(demote(&ctx, restart_args))
@@ -602,7 +625,7 @@ fn set_read_only(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<bool, ProbeE
         // The VIP came back: a newer MASTER event owns this node now.
         return Ok(false);
     }
-    if vip_gone == Some(true) && !read_only_now(ctx, conn, d)? {
+    if vip_gone == Some(true) && !ctx.early_read_only && !read_only_now(ctx, conn, d)? {
         return Ok(false);
     }
     let guard = match ctx.seq {
