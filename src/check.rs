@@ -4,77 +4,28 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use crate::command;
 use crate::config::{Settings, TooManyConnections};
-use crate::dialect::{Dialect, ReplicaStatus};
-use crate::files;
+use crate::connection::ConnError;
+use crate::dialect::Dialect;
 use crate::lock::{self, LockError};
-use crate::log::{Logger, Severity};
-use crate::probe::{self, Observation, Plan, ProbeError, Stage, StageCell};
-use crate::restart;
+use crate::log::{self, Logger, Severity};
+use crate::probe::{self, Observation, Plan, Stage, StageCell};
 use crate::role::{self, Role, RoleSource};
+use crate::state::check::CheckState;
+use crate::state::restart::Phase;
 use crate::state::{self, now_unix, rfc3339};
-use crate::verdict::Class;
+use crate::verdict::{Class, Verdict};
 
 pub const PROGRAM: &str = "keepalived-mysql-check";
-pub const STATE_FILE: &str = "check.json";
 pub const LOCK_FILE: &str = "check.lock";
 /// Observer runs (`--format text|json|nagios`) serialize on their own lock, never on
 /// keepalived's: a monitor can then never make keepalived's run wait or fail.
 pub const OBSERVER_LOCK_FILE: &str = "check-observer.lock";
 /// A standby seen writable on two runs in a row is demoted again at most this often.
 const REDEMOTE_EVERY_SECS: f64 = 10.0;
-/// Written by keepalived-mysql-notify.
-pub const NOTIFY_STATE_FILE: &str = "notify.json";
-/// A failure that persists is logged again at most this often.
-const REPEAT_LOG_SECS: f64 = 60.0;
 /// MariaDB/MySQL "server is running with --read-only".
 const ER_OPTION_PREVENTS_STATEMENT: &str = "error 1290:";
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Verdict {
-    pub class: Class,
-    pub code: u8,
-    pub reason: String,
-    pub role: Role,
-    pub role_source: RoleSource,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub server_id: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub read_only: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lag_seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub replication: Option<ReplicaStatus>,
-    /// Things worth knowing that do not change the verdict.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
-    pub elapsed_ms: f64,
-}
-
-/// What check.json holds: the verdict plus its history.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CheckState {
-    #[serde(flatten)]
-    pub verdict: Verdict,
-    pub since: f64,
-    pub since_rfc3339: String,
-    pub checked_at: f64,
-    pub last_logged: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dialect: Option<Dialect>,
-    /// Since when the server has not been answering (for hold-vip-during-restart).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub down_since: Option<f64>,
-    /// Since when this node, without the VIP, has been seen writable.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub writable_since: Option<f64>,
-    /// When the check last started a demotion of that writable standby.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub redemoted_at: Option<f64>,
-}
 
 /// Who runs the check. Only keepalived's runs decide, log and record; runs for humans
 /// and monitors observe, on a lock of their own.
@@ -87,24 +38,6 @@ pub enum Caller {
     /// `--format text|json|nagios`, or typed at a terminal: prints its own live
     /// verdict, changes nothing.
     Observer,
-}
-
-impl Verdict {
-    fn new(class: Class, reason: impl Into<String>, role: (Role, RoleSource)) -> Verdict {
-        Verdict {
-            class,
-            code: class.code(),
-            reason: reason.into(),
-            role: role.0,
-            role_source: role.1,
-            server_id: None,
-            read_only: None,
-            lag_seconds: None,
-            replication: None,
-            notes: Vec::new(),
-            elapsed_ms: 0.0,
-        }
-    }
 }
 
 /// One run: lock, decide, and (keepalived's runs only) log changes and record state.
@@ -161,8 +94,8 @@ pub fn run(s: &Settings, log: &Logger, caller: Caller, file_args: &[String]) -> 
     // abandoned at the deadline keeps its connection open until then, and the next run
     // must not connect beside it.
     std::mem::forget(lock);
-    let prev: Option<CheckState> = state::read_json(&s.state_path(STATE_FILE));
-    let role = role::detect(s.vip, &s.state_path(NOTIFY_STATE_FILE));
+    let prev: Option<CheckState> = state::check::file(s).load();
+    let role = role::detect(s);
 
     let (mut verdict, dialect) = if s.maintenance_file.exists() {
         let reason = format!(
@@ -208,11 +141,7 @@ pub fn run(s: &Settings, log: &Logger, caller: Caller, file_args: &[String]) -> 
         redemoted_at,
     };
     if let Err(e) = record(s, log, prev.clone(), next) {
-        let mut msg = files::unusable(
-            "cannot record the check state in",
-            &s.state_path(STATE_FILE),
-            &e,
-        );
+        let mut msg = format!("cannot record the check state: {e}");
         if held {
             // Without a recorded start, every run would think the outage just began
             // and hold the VIP forever: no hold without a record.
@@ -289,7 +218,7 @@ fn probe_within_deadline(
         let active = role.0 == Role::Active;
         thread::spawn(move || {
             let budget = probe_deadline.saturating_duration_since(Instant::now());
-            let result = probe::connect(&s, budget).and_then(|mut conn| {
+            let result = s.login().connect(budget).and_then(|mut conn| {
                 let plan = Plan {
                     active,
                     heartbeat: s.heartbeat_table.as_ref(),
@@ -349,18 +278,20 @@ fn hold_during_restart(s: &Settings, v: &mut Verdict, down_since: Option<f64>) -
     if v.role != Role::Active || !v.class.unanswered() {
         return false;
     }
-    let st = restart::load(s);
+    let st = state::restart::file(s).load().unwrap_or_default();
     let now = now_unix();
     let restarting = st.in_flight(now);
-    if st.phase == restart::Phase::GaveUp || (v.class != Class::Down && !restarting) {
+    if st.phase == Phase::GaveUp || (v.class != Class::Down && !restarting) {
         return false;
     }
-    let deadline = if st.hold_vip && restarting {
-        st.ready_deadline.unwrap_or(now)
-    } else if s.hold_vip_during_restart {
-        down_since.unwrap_or(now) + s.ready_timeout.as_secs_f64()
-    } else {
+    // The setting as this program reads it is the one source of truth; the restart
+    // hook's record only says whether a restart is in flight, and until when.
+    if !s.hold_vip_during_restart {
         return false;
+    }
+    let deadline = match (restarting, st.ready_deadline) {
+        (true, Some(d)) => d,
+        _ => down_since.unwrap_or(now) + s.ready_timeout.as_secs_f64(),
     };
     if now >= deadline {
         return false;
@@ -375,7 +306,7 @@ fn hold_during_restart(s: &Settings, v: &mut Verdict, down_since: Option<f64>) -
     true
 }
 
-fn from_probe_error(s: &Settings, role: (Role, RoleSource), e: ProbeError) -> Verdict {
+fn from_probe_error(s: &Settings, role: (Role, RoleSource), e: ConnError) -> Verdict {
     if e.class == Class::Saturated && s.on_too_many_connections == TooManyConnections::Healthy {
         // Alive but saturated: the peer would be swamped by the same clients, so moving
         // the VIP would not help.
@@ -487,13 +418,13 @@ fn record(
     log: &Logger,
     prev: Option<CheckState>,
     mut next: CheckState,
-) -> std::io::Result<()> {
+) -> Result<(), String> {
     let v = &next.verdict;
     let now = next.checked_at;
     let changed = prev.as_ref().is_none_or(|p| p.verdict.class != v.class);
     let notes_changed = prev.as_ref().is_none_or(|p| p.verdict.notes != v.notes);
     let last_logged = prev.as_ref().map(|p| p.last_logged).unwrap_or(0.0);
-    let repeat = v.class != Class::Ok && now - last_logged >= REPEAT_LOG_SECS;
+    let repeat = v.class != Class::Ok && log::due_again(last_logged, now);
     let since = match &prev {
         Some(p) if !changed => p.since,
         _ => now,
@@ -548,7 +479,7 @@ fn record(
     if next.dialect.is_none() {
         next.dialect = prev.and_then(|p| p.dialect);
     }
-    state::write_json(&s.state_path(STATE_FILE), &next)
+    state::check::file(s).save(&next)
 }
 
 fn role_word(v: &Verdict) -> &'static str {

@@ -63,8 +63,8 @@ pub struct CommonArgs {
     /// Rotated log files to keep
     #[arg(long, value_name = "N")]
     pub log_keep: Option<String>,
-    /// Syslog facility (daemon, local0..local7, ...) or none
-    #[arg(long, value_name = "FACILITY")]
+    /// Syslog facility, or none
+    #[arg(long, value_name = "FACILITY", value_parser = facilities())]
     pub syslog_facility: Option<String>,
     /// Drain file: while it exists this node gives up the VIP
     #[arg(long, value_name = "FILE")]
@@ -170,29 +170,45 @@ pub struct RestartArgs {
     /// Window of the restart budget
     #[arg(long, value_name = "DURATION")]
     pub restart_window: Option<String>,
-    /// Keep the VIP on this node while mysqld restarts: on or off
-    #[arg(long, value_name = "ON|OFF")]
+    /// Keep the VIP on this node while mysqld restarts
+    #[arg(long, value_name = "ON|OFF", value_parser = ["on", "off"])]
     pub hold_vip_during_restart: Option<String>,
-    /// Command run with the event as JSON on stdin when this node gives up
+    #[command(flatten)]
+    pub hook: HookArgs,
+}
+
+/// Options both hooks have.
+#[derive(Debug, Clone, Args)]
+pub struct HookArgs {
+    /// Command run with each alert (as JSON on stdin)
     #[arg(long, value_name = "COMMAND")]
     pub alert_command: Option<String>,
-    /// Bound of the liveness probe: connect, log in, SELECT 1 (default 1s)
+    /// Bound of each connection to a server: connect and log in (default 1s)
     #[arg(long, value_name = "DURATION")]
     pub connect_timeout: Option<String>,
 }
 
+impl HookArgs {
+    fn overrides(&self) -> Vec<(&'static str, String)> {
+        given(&[
+            ("alert-command", &self.alert_command),
+            ("connect-timeout", &self.connect_timeout),
+        ])
+    }
+}
+
 impl RestartArgs {
     pub fn overrides(&self) -> Vec<(&'static str, String)> {
-        given(&[
-            ("connect-timeout", &self.connect_timeout),
+        let mut o = self.hook.overrides();
+        o.extend(given(&[
             ("restart-command", &self.restart_command),
             ("stop-command", &self.stop_command),
             ("ready-timeout", &self.ready_timeout),
             ("max-restarts", &self.max_restarts),
             ("restart-window", &self.restart_window),
             ("hold-vip-during-restart", &self.hold_vip_during_restart),
-            ("alert-command", &self.alert_command),
-        ])
+        ]));
+        o
     }
 }
 
@@ -204,11 +220,31 @@ fn given(pairs: &[(&'static str, &Option<String>)]) -> Vec<(&'static str, String
         .collect()
 }
 
+/// The syslog facilities, for `--help` and for clap to refuse others (exit 2).
+fn facilities() -> clap::builder::PossibleValuesParser {
+    let mut names: Vec<&'static str> = crate::config::FACILITIES.iter().map(|(n, _)| *n).collect();
+    names.push("none");
+    clap::builder::PossibleValuesParser::new(names)
+}
+
 /// Whether a person runs us at a terminal: stdout is one (keepalived sends scripts'
 /// stdout to /dev/null, even when it runs in the foreground).
 pub fn on_terminal() -> bool {
     // SAFETY: isatty only inspects the descriptor.
     unsafe { libc::isatty(1) == 1 }
+}
+
+/// What every main does first: parse the command line, then answer `--print-defaults`
+/// or load the settings for `program` with the flags `parts` picks out of it. `Err` is
+/// the exit code to leave with (2 usage, 3 config, 4 insecure; 0 for help/version).
+pub fn start<T: Parser>(
+    program: &str,
+    parts: impl Fn(&T) -> (&CommonArgs, Vec<(&'static str, String)>),
+) -> Result<(T, Settings), ExitCode> {
+    let cli: T = parse_or_exit()?;
+    let (common, extra) = parts(&cli);
+    let settings = common.settings_or_exit(program, &extra)?;
+    Ok((cli, settings))
 }
 
 /// Parses the command line; a usage error exits 2 (help and version exit 0).
@@ -251,8 +287,8 @@ pub struct NotifyArgs {
     /// Longest wait for replication catch-up before opening writes
     #[arg(long, value_name = "DURATION")]
     pub catchup_timeout: Option<String>,
-    /// When catch-up times out: stay-read-only or open
-    #[arg(long, value_name = "ACTION")]
+    /// When catch-up times out
+    #[arg(long, value_name = "ACTION", value_parser = ["stay-read-only", "open"])]
     pub on_catchup_timeout: Option<String>,
     /// Peer's IP address: on promotion, first wait for its binary log when it answers
     #[arg(long, value_name = "ADDR")]
@@ -263,32 +299,28 @@ pub struct NotifyArgs {
     /// Users whose sessions survive a demotion (comma-separated)
     #[arg(long, value_name = "USERS")]
     pub keep_sessions_of: Option<String>,
-    /// On FAULT, also run keepalived-mysql-restart: on or off
-    #[arg(long, value_name = "ON|OFF")]
+    /// On FAULT, also run keepalived-mysql-restart (root only)
+    #[arg(long, value_name = "ON|OFF", value_parser = ["on", "off"])]
     pub restart_on_fault: Option<String>,
-    /// Command run with each alert as JSON on stdin
-    #[arg(long, value_name = "COMMAND")]
-    pub alert_command: Option<String>,
     /// The same alert at most once per this interval
     #[arg(long, value_name = "DURATION")]
     pub alert_interval: Option<String>,
-    /// Bound of each connection attempt to this node's and the peer's server (default 1s)
-    #[arg(long, value_name = "DURATION")]
-    pub connect_timeout: Option<String>,
+    #[command(flatten)]
+    pub hook: HookArgs,
 }
 
 impl NotifyArgs {
     pub fn overrides(&self) -> Vec<(&'static str, String)> {
-        given(&[
-            ("connect-timeout", &self.connect_timeout),
+        let mut o = self.hook.overrides();
+        o.extend(given(&[
             ("catchup-timeout", &self.catchup_timeout),
             ("on-catchup-timeout", &self.on_catchup_timeout),
             ("peer-host", &self.peer_host),
             ("peer-port", &self.peer_port),
             ("keep-sessions-of", &self.keep_sessions_of),
             ("restart-on-fault", &self.restart_on_fault),
-            ("alert-command", &self.alert_command),
             ("alert-interval", &self.alert_interval),
-        ])
+        ]));
+        o
     }
 }

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::connection::Login;
 use crate::optfile::{self, normalize_key, strip_loose, Entry, OptFileError};
 
 pub const DEFAULT_CONFIG: &str = "/etc/keepalived-mysql/keepalived-mysql.cnf";
@@ -113,7 +114,9 @@ pub struct Settings {
     pub user: Option<String>,
     pub password: Option<String>,
     pub socket: Option<PathBuf>,
-    pub host: Option<String>,
+    /// TCP when set; `None` (no host, empty, `localhost`) is the socket. Parsed when
+    /// read: static binaries have no DNS, so only an IP literal is accepted.
+    pub host: Option<IpAddr>,
     pub port: u16,
     /// The check's deadline for a whole run; nothing else.
     pub timeout: Duration,
@@ -307,7 +310,16 @@ impl Settings {
             "user" => self.user = Some(v.to_string()),
             "password" => self.password = Some(v.to_string()),
             "socket" => self.socket = Some(path(v)?),
-            "host" => self.host = Some(v.to_string()),
+            "host" => {
+                self.host = match v {
+                    "" | "localhost" => None,
+                    ip => Some(ip.parse().map_err(|_| {
+                        bad(format!(
+                            "host must be an IP address or 'localhost' (static binary: no DNS), got '{v}'"
+                        ))
+                    })?),
+                }
+            }
             "port" => self.port = parse_port(key, v).map_err(bad)?,
             "timeout" => self.timeout = parse_positive_duration(key, v).map_err(bad)?,
             "connect-timeout" => {
@@ -329,13 +341,7 @@ impl Settings {
             "runtime-dir" => self.runtime_dir = path(v)?,
             "log-file" => self.log_file = if v.is_empty() { None } else { Some(path(v)?) },
             "log-max-size" => self.log_max_size = parse_size(v).map_err(bad)?,
-            "log-keep" => {
-                self.log_keep = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n <= 100)
-                    .ok_or_else(|| bad(format!("log-keep must be 0-100, got '{v}'")))?
-            }
+            "log-keep" => self.log_keep = parse_count(key, v, 100).map_err(bad)?,
             "syslog-facility" => self.syslog_facility = parse_facility(v).map_err(bad)?,
             "maintenance-file" => self.maintenance_file = path(v)?,
             "on-too-many-connections" => {
@@ -354,13 +360,7 @@ impl Settings {
             "alert-command" => self.alert_command = optional_argv(v).map_err(bad)?,
             "ready-timeout" => self.ready_timeout = parse_duration(v).map_err(bad)?,
             "restart-window" => self.restart_window = parse_duration(v).map_err(bad)?,
-            "max-restarts" => {
-                self.max_restarts = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n <= 1000)
-                    .ok_or_else(|| bad(format!("max-restarts must be 0-1000, got '{v}'")))?
-            }
+            "max-restarts" => self.max_restarts = parse_count(key, v, 1000).map_err(bad)?,
             "hold-vip-during-restart" => {
                 self.hold_vip_during_restart = parse_bool(key, v).map_err(bad)?
             }
@@ -395,24 +395,33 @@ impl Settings {
         Ok(())
     }
 
-    /// Socket unless a non-localhost host is given. The binaries are static (no NSS), so
-    /// a host must be an IP literal.
-    pub fn endpoint(&self) -> Result<Endpoint, ConfigError> {
-        match self.host.as_deref() {
-            None | Some("") | Some("localhost") => Ok(Endpoint::Socket(
+    /// Socket unless `host` is set, as in the MySQL client library.
+    pub fn endpoint(&self) -> Endpoint {
+        match self.host {
+            None => Endpoint::Socket(
                 self.socket
                     .clone()
                     .unwrap_or_else(|| PathBuf::from("/run/mysqld/mysqld.sock")),
-            )),
-            Some(h) => h
-                .parse()
-                .map(|ip| Endpoint::Tcp(ip, self.port))
-                .map_err(|_| ConfigError::Value {
-                    origin: "host".into(),
-                    msg: format!(
-                        "host must be an IP address or 'localhost' (static binary: no DNS), got '{h}'"
-                    ),
-                }),
+            ),
+            Some(ip) => Endpoint::Tcp(ip, self.port),
+        }
+    }
+
+    /// This node's server, with the credentials of this program's groups.
+    pub fn login(&self) -> Login<'_> {
+        self.login_at(self.endpoint())
+    }
+
+    /// The peer's server (`peer-host`), with the same credentials, over TCP.
+    pub fn peer_login(&self) -> Option<Login<'_>> {
+        Some(self.login_at(Endpoint::Tcp(self.peer_host?, self.peer_port)))
+    }
+
+    fn login_at(&self, endpoint: Endpoint) -> Login<'_> {
+        Login {
+            endpoint,
+            user: self.user.as_deref().unwrap_or("root"),
+            password: self.password.as_deref().unwrap_or(""),
         }
     }
 
@@ -446,6 +455,14 @@ fn parse_positive_duration(key: &str, v: &str) -> Result<Duration, String> {
         return Err(format!("{key} must be at least 10ms, got '{v}'"));
     }
     Ok(d)
+}
+
+/// A whole number from 0 to `max`.
+fn parse_count(key: &str, v: &str, max: u32) -> Result<u32, String> {
+    v.parse()
+        .ok()
+        .filter(|n| *n <= max)
+        .ok_or_else(|| format!("{key} must be 0-{max}, got '{v}'"))
 }
 
 fn parse_port(key: &str, v: &str) -> Result<u16, String> {
@@ -590,7 +607,7 @@ fn parse_table(v: &str) -> Result<Option<HeartbeatTable>, String> {
     }
 }
 
-const FACILITIES: &[(&str, u8)] = &[
+pub const FACILITIES: &[(&str, u8)] = &[
     ("kern", 0),
     ("user", 1),
     ("mail", 2),

@@ -30,8 +30,13 @@ impl Dialect {
         } else {
             Flavor::MySQL
         };
-        // MariaDB may prefix "5.5.5-" in the handshake, never in @@version.
-        let nums: Vec<u16> = v
+        // MariaDB before 11 announces itself as "5.5.5-10.11.6-MariaDB..." in the
+        // handshake (for clients that only knew MySQL 5.5); the real version follows.
+        let real = match flavor {
+            Flavor::MariaDB => v.strip_prefix("5.5.5-").unwrap_or(v),
+            Flavor::MySQL => v,
+        };
+        let nums: Vec<u16> = real
             .split(|c: char| !c.is_ascii_digit())
             .take(3)
             .map(|p| p.parse().unwrap_or(0))
@@ -213,6 +218,8 @@ mod tests {
 
     #[test]
     fn version_strings() {
+        let m = Dialect::from_version("5.5.5-10.11.6-MariaDB-0+deb12u1-log");
+        assert_eq!((m.flavor, m.version), (Flavor::MariaDB, (10, 11, 6)));
         let m = Dialect::from_version("10.11.6-MariaDB-0+deb12u1-log");
         assert_eq!((m.flavor, m.version), (Flavor::MariaDB, (10, 11, 6)));
         let m = Dialect::from_version("11.4.2-MariaDB");

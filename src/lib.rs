@@ -6,6 +6,7 @@ pub mod check;
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod connection;
 pub mod dialect;
 pub mod files;
 pub mod lock;

@@ -17,6 +17,15 @@ use crate::files;
 use crate::lock;
 use crate::state::{now_unix, rfc3339};
 
+/// A failure that persists is logged again at most this often, by every program.
+pub const REPEAT_SECS: f64 = 60.0;
+
+/// Whether a condition that persists, last logged at `last`, is due to be logged again
+/// (a clock stepped back counts as due, not as silence until it catches up).
+pub fn due_again(last: f64, now: f64) -> bool {
+    now - last >= REPEAT_SECS || now < last
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
     Err = 3,
@@ -82,6 +91,15 @@ impl Logger {
             p.display(),
             files::whoami()
         ))
+    }
+
+    /// Logs a condition that persists across runs at most once a minute; `last` is
+    /// when it was last logged, kept by the caller in its state file.
+    pub fn log_persisting(&self, last: &mut f64, now: f64, sev: Severity, msg: &str) {
+        if due_again(*last, now) {
+            self.log(sev, msg);
+            *last = now;
+        }
     }
 
     pub fn log(&self, sev: Severity, msg: &str) {

@@ -7,7 +7,6 @@
 //! only if, under the lock, its event is still the newest and the VIP still here. A
 //! demotion recorded meanwhile can therefore never be undone by a stale promotion.
 
-use std::path::PathBuf;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -17,18 +16,18 @@ use serde_json::json;
 use crate::alert;
 use crate::command;
 use crate::config::Settings;
-use crate::dialect::{Dialect, Flavor};
+use crate::connection::{classify, ConnError, Connection};
+use crate::dialect::Flavor;
 use crate::files;
 use crate::lock::{self, Lock, LockError};
 use crate::log::{Logger, Severity};
-use crate::probe::{self, ProbeError};
 use crate::role;
+use crate::state::notify::{HistoryEntry, NotifyRecord};
 use crate::state::{self, now_unix, rfc3339};
 use crate::verdict::Class;
 use crate::wire::{Conn, ResultSet, WireError};
 
 pub const PROGRAM: &str = "keepalived-mysql-notify";
-pub const STATE_FILE: &str = "notify.json";
 pub const LOCK_FILE: &str = "notify.lock";
 const HISTORY: usize = 100;
 /// keepalived SIGKILLs a STOP hook after 1 s; finish before that.
@@ -112,46 +111,6 @@ pub fn parse_event(args: &[String]) -> Result<Event, String> {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct HistoryEntry {
-    pub seq: u64,
-    pub time: String,
-    pub event: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub instance: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub priority: Option<u32>,
-    pub action: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub took_ms: Option<f64>,
-}
-
-/// `runtime-dir/notify.json`: the role acted on (read by the check) and the history.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct NotifyRecord {
-    /// The VRRP state last acted on (not stale events).
-    #[serde(default)]
-    pub state: String,
-    /// Every event received.
-    #[serde(default)]
-    pub seq: u64,
-    /// The newest event that acts (not stale): what "superseded" compares against.
-    #[serde(default)]
-    pub act_seq: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub read_only: Option<bool>,
-    #[serde(default)]
-    pub demotion_pending: bool,
-    #[serde(default)]
-    pub since: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_catchup_ms: Option<f64>,
-    #[serde(default)]
-    pub history: Vec<HistoryEntry>,
-    #[serde(default)]
-    pub alerts: std::collections::BTreeMap<String, f64>,
-}
-
 /// What the run ended with; its exit code is for humans (keepalived ignores it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -204,12 +163,8 @@ fn lock_wait(state: VrrpState, vip_set: bool) -> Duration {
     }
 }
 
-pub fn state_path(s: &Settings) -> PathBuf {
-    s.state_path(STATE_FILE)
-}
-
-pub fn load(s: &Settings) -> NotifyRecord {
-    state::read_json(&state_path(s)).unwrap_or_default()
+fn load(s: &Settings) -> NotifyRecord {
+    state::notify::file(s).load().unwrap_or_default()
 }
 
 /// Runs `f` on the record under the notify lock, then saves it. `Err`: the lock could
@@ -235,8 +190,7 @@ fn update_record<T>(
         let cut = rec.history.len() - HISTORY;
         rec.history.drain(..cut);
     }
-    let saved = state::write_json(&state_path(s), &rec)
-        .map_err(|e| files::unusable("cannot write", &state_path(s), &e));
+    let saved = state::notify::file(s).save(&rec);
     (out, saved)
 }
 
@@ -303,7 +257,7 @@ impl Ctx<'_> {
     /// or a record we cannot read, tells nothing: `None`.
     fn newest(&self) -> Option<bool> {
         let seq = self.seq?;
-        let rec: NotifyRecord = state::read_json(&state_path(self.s))?;
+        let rec = state::notify::file(self.s).load()?;
         Some(rec.act_seq == seq)
     }
 
@@ -405,10 +359,8 @@ pub fn run(
                 repair,
                 early_read_only: false,
             };
-            connect(s, pre.connect_budget()).is_ok_and(|mut c| {
-                let d = Dialect::from_version(&c.server_version);
-                matches!(read_only_now(&pre, &mut c, &d), Ok(true))
-            })
+            connect(s, pre.connect_budget())
+                .is_ok_and(|mut c| matches!(read_only_now(&pre, &mut c), Ok(true)))
         };
     let instance = if repair {
         Some("keepalived-mysql-check: writable without the VIP".to_string())
@@ -511,16 +463,8 @@ pub fn run(
     }
 }
 
-fn connect(s: &Settings, timeout: Duration) -> Result<Conn, ProbeError> {
-    probe::connect(s, timeout)
-}
-
-fn peer_settings(s: &Settings) -> Option<Settings> {
-    let ip = s.peer_host?;
-    let mut p = s.clone();
-    p.host = Some(ip.to_string());
-    p.port = s.peer_port;
-    Some(p)
+fn connect(s: &Settings, timeout: Duration) -> Result<Connection, ConnError> {
+    s.login().connect(timeout)
 }
 
 /// Read-only first (so nothing new commits), then drop client sessions so applications
@@ -535,10 +479,8 @@ fn demote(ctx: &Ctx, restart_args: &[String]) -> Outcome {
         start_restart_hook(ctx, restart_args);
     }
     loop {
-        let attempt = connect(s, ctx.connect_budget()).and_then(|mut conn| {
-            let d = Dialect::from_version(&conn.server_version);
-            set_read_only(ctx, &mut conn, &d).map(|done| (conn, done))
-        });
+        let attempt = connect(s, ctx.connect_budget())
+            .and_then(|mut conn| set_read_only(ctx, &mut conn).map(|done| (conn, done)));
         match attempt {
             Ok((_, false)) => {
                 ctx.log.log(
@@ -617,7 +559,7 @@ fn demote(ctx: &Ctx, restart_args: &[String]) -> Outcome {
 /// the lock is taken only to record it. Without `vip`, the record orders events: under
 /// the notify lock, so a promotion cannot interleave, when the lock can be had; without
 /// it (logged) when it cannot. A lock or state-file failure never keeps a node writable.
-fn set_read_only(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<bool, ProbeError> {
+fn set_read_only(ctx: &Ctx, conn: &mut Connection) -> Result<bool, ConnError> {
     let s = ctx.s;
     let name = ctx.event.state.name();
     let vip_gone = s.vip.map(|vip| !role::local_addresses().contains(&vip));
@@ -625,7 +567,7 @@ fn set_read_only(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<bool, ProbeE
         // The VIP came back: a newer MASTER event owns this node now.
         return Ok(false);
     }
-    if vip_gone == Some(true) && !ctx.early_read_only && !read_only_now(ctx, conn, d)? {
+    if vip_gone == Some(true) && !ctx.early_read_only && !read_only_now(ctx, conn)? {
         return Ok(false);
     }
     let guard = match ctx.seq {
@@ -643,12 +585,12 @@ fn set_read_only(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<bool, ProbeE
     };
     if guard.is_some() && ctx.newest() == Some(false) {
         if vip_gone.is_some() {
-            restore_overtaken_promotion(ctx, conn, d);
+            restore_overtaken_promotion(ctx, conn);
         }
         return Ok(false);
     }
     if vip_gone.is_none() {
-        read_only_now(ctx, conn, d)?;
+        read_only_now(ctx, conn)?;
     }
     if guard.is_some() {
         let ((), saved) = update_record(s, |rec| {
@@ -668,7 +610,8 @@ fn set_read_only(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<bool, ProbeE
 /// With `vip` set, read_only was set before the lock; if a newer MASTER event has
 /// meanwhile opened writes on this node (the VIP is back, the record says so), our late
 /// read_only undid its decision: open writes again. Called under the notify lock.
-fn restore_overtaken_promotion(ctx: &Ctx, conn: &mut Conn, d: &Dialect) {
+fn restore_overtaken_promotion(ctx: &Ctx, conn: &mut Connection) {
+    let d = &conn.dialect.clone();
     let rec = load(ctx.s);
     let vip_here = ctx
         .s
@@ -697,7 +640,8 @@ fn restore_overtaken_promotion(ctx: &Ctx, conn: &mut Conn, d: &Dialect) {
 /// again every 50 ms while they roll back, for 5 s (STOP: until its budget ends), unless
 /// the VIP comes back meanwhile (a demotion then stops: `Ok(false)`). Any other
 /// refusal is reported as it is.
-fn read_only_now(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<bool, ProbeError> {
+fn read_only_now(ctx: &Ctx, conn: &mut Connection) -> Result<bool, ConnError> {
+    let d = &conn.dialect.clone();
     let stop = ctx.event.state == VrrpState::Stop;
     // STOP has 1 s in all: no lock wait where the server allows none (MariaDB).
     let lock_wait = if stop && d.flavor == Flavor::MariaDB {
@@ -754,7 +698,7 @@ fn read_only_now(ctx: &Ctx, conn: &mut Conn, d: &Dialect) -> Result<bool, ProbeE
         conn.set_read_timeout(read_bound());
         r = run_all(conn, d.writes_sql(false));
     }
-    r.map(|()| true).map_err(|e| probe::classify(&e))
+    r.map(|()| true).map_err(|e| classify(&e))
 }
 
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
@@ -851,9 +795,8 @@ fn promote(ctx: &Ctx) -> Outcome {
             )
         }
     };
-    let d = Dialect::from_version(&conn.server_version);
     // Writes stay off until caught up, whatever the node was before.
-    if let Err(e) = read_only_now(ctx, &mut conn, &d) {
+    if let Err(e) = read_only_now(ctx, &mut conn) {
         return fail(
             format!("MASTER: cannot set read_only: {}", e.msg),
             &format!("failed: {}", e.msg),
@@ -861,8 +804,8 @@ fn promote(ctx: &Ctx) -> Outcome {
         );
     }
     let deadline = ctx.start + s.catchup_timeout;
-    let caught = match wait_for_peer(ctx, &mut conn, &d, deadline) {
-        Ok(()) => wait_applied(ctx, &mut conn, &d, deadline),
+    let caught = match wait_for_peer(ctx, &mut conn, deadline) {
+        Ok(()) => wait_applied(ctx, &mut conn, deadline),
         Err(e) => Err(e),
     };
     let waited = ctx.ms();
@@ -886,7 +829,6 @@ fn promote(ctx: &Ctx) -> Outcome {
     let opening = open_writes(
         ctx,
         &mut conn,
-        &d,
         caught.is_ok() || s.open_on_catchup_timeout,
         waited,
     );
@@ -943,7 +885,8 @@ fn promote(ctx: &Ctx) -> Outcome {
 /// Opens writes (if `open`) under the notify lock, only while our event is still the
 /// newest and the VIP still here. The record says MASTER before writes open: a node
 /// that is writable is never recorded as a standby (the check would demote it again).
-fn open_writes(ctx: &Ctx, conn: &mut Conn, d: &Dialect, open: bool, waited: f64) -> Opening {
+fn open_writes(ctx: &Ctx, conn: &mut Connection, open: bool, waited: f64) -> Opening {
+    let d = &conn.dialect.clone();
     let s = ctx.s;
     let _lock = match acquire(s, ctx.lock_wait()) {
         Ok(l) => l,
@@ -962,7 +905,7 @@ fn open_writes(ctx: &Ctx, conn: &mut Conn, d: &Dialect, open: bool, waited: f64)
         Some(_) => return Opening::Superseded,
         None => {
             return Opening::Failed {
-                msg: format!("cannot read {}", state_path(s).display()),
+                msg: format!("cannot read {}", state::notify::file(s).path().display()),
                 refused: false,
             }
         }
@@ -1001,11 +944,12 @@ fn open_writes(ctx: &Ctx, conn: &mut Conn, d: &Dialect, open: bool, waited: f64)
 /// received and applied the peer's whole binary log, so no acknowledged write is left
 /// behind even with asynchronous replication. A peer that does not answer is the
 /// failover case: skip to the local catch-up.
-fn wait_for_peer(ctx: &Ctx, conn: &mut Conn, d: &Dialect, deadline: Instant) -> Result<(), String> {
-    let Some(ps) = peer_settings(ctx.s) else {
+fn wait_for_peer(ctx: &Ctx, conn: &mut Connection, deadline: Instant) -> Result<(), String> {
+    let d = &conn.dialect.clone();
+    let Some(login) = ctx.s.peer_login() else {
         return Ok(());
     };
-    let Ok(mut peer) = connect(&ps, ctx.s.connect_timeout.min(Duration::from_secs(2))) else {
+    let Ok(mut peer) = login.connect(ctx.s.connect_timeout.min(Duration::from_secs(2))) else {
         return Ok(());
     };
     let pos = match peer.query(d.binlog_gtid_sql()) {
@@ -1059,7 +1003,8 @@ pub fn without_server(pos: &str, server_id: &str) -> String {
 }
 
 /// Waits until replication has applied everything it received (or there is none).
-fn wait_applied(ctx: &Ctx, conn: &mut Conn, d: &Dialect, deadline: Instant) -> Result<(), String> {
+fn wait_applied(ctx: &Ctx, conn: &mut Connection, deadline: Instant) -> Result<(), String> {
+    let d = &conn.dialect.clone();
     loop {
         let status: Result<ResultSet, WireError> = conn.query(d.replica_status_sql());
         let status = status.map_err(|e| format!("replica status: {e}"))?;

@@ -1,17 +1,15 @@
-//! Talking to the local mysqld: connect, one batched status request, the write probe,
-//! and the mapping of client errors to the check's error classes.
+//! The check's request to the local mysqld: one batched status request, and the write
+//! probe on the active node. Connecting and error classes live in `connection`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::net::SocketAddr;
-
-use crate::config::{Endpoint, HeartbeatTable, Settings};
+use crate::config::HeartbeatTable;
+use crate::connection::{classify, ConnError, Connection};
 use crate::dialect::{Dialect, Flavor, ReplicaStatus};
-use crate::verdict::Class;
-use crate::wire::{Conn, ResultSet, Target, WireError};
+use crate::wire::{Conn, ResultSet, WireError};
 
 /// What the probe is waiting for, so that a deadline can say what hung.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,21 +38,6 @@ impl StageCell {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct ProbeError {
-    pub class: Class,
-    pub msg: String,
-}
-
-impl ProbeError {
-    fn new(class: Class, msg: impl Into<String>) -> Self {
-        ProbeError {
-            class,
-            msg: msg.into(),
-        }
-    }
-}
-
 /// What one probe saw.
 #[derive(Debug, Clone, Default)]
 pub struct Observation {
@@ -71,61 +54,8 @@ pub struct Observation {
     pub write: Option<Result<(), String>>,
 }
 
-/// Server error codes we branch on.
-const ER_CON_COUNT: u16 = 1040;
-const ER_TOO_MANY_USER_CONNECTIONS: u16 = 1203;
-const ER_ACCESS_DENIED: u16 = 1045;
-const ER_DBACCESS_DENIED: u16 = 1044;
-const ER_ACCESS_DENIED_NO_PASSWORD: u16 = 1698;
 const ER_NO_SUCH_TABLE: u16 = 1146;
 const ER_BAD_DB: u16 = 1049;
-
-pub fn classify(e: &WireError) -> ProbeError {
-    match e {
-        WireError::Server { code, msg } => match *code {
-            ER_CON_COUNT | ER_TOO_MANY_USER_CONNECTIONS => {
-                ProbeError::new(Class::Saturated, format!("too many connections: {msg}"))
-            }
-            ER_ACCESS_DENIED | ER_DBACCESS_DENIED | ER_ACCESS_DENIED_NO_PASSWORD => {
-                ProbeError::new(
-                    Class::AccessDenied,
-                    format!("access denied (check user/password in the config file): {msg}"),
-                )
-            }
-            code => ProbeError::new(Class::ServerError, format!("server error {code}: {msg}")),
-        },
-        e if e.is_timeout() => ProbeError::new(Class::Timeout, format!("no answer in time: {e}")),
-        // Our user may not reach the socket: a setup error, not evidence of a dead server.
-        WireError::Io {
-            err,
-            connected: false,
-        } if err.kind() == std::io::ErrorKind::PermissionDenied => ProbeError::new(
-            Class::Config,
-            format!(
-                "{e} (running as {}): the socket or its directory is closed to this user",
-                crate::files::whoami()
-            ),
-        ),
-        WireError::Io { .. } => ProbeError::new(Class::Down, e.to_string()),
-        // We cannot log in the way the account demands: our setup, not the server.
-        WireError::Unsupported(m) => ProbeError::new(Class::Config, m.clone()),
-        // Something answers, but not as a server should: alive, never "down".
-        WireError::Protocol(_) => ProbeError::new(Class::Protocol, e.to_string()),
-    }
-}
-
-pub fn connect(s: &Settings, timeout: Duration) -> Result<Conn, ProbeError> {
-    let endpoint = s
-        .endpoint()
-        .map_err(|e| ProbeError::new(Class::Config, e.to_string()))?;
-    let target = match &endpoint {
-        Endpoint::Socket(p) => Target::Socket(p),
-        Endpoint::Tcp(ip, port) => Target::Tcp(SocketAddr::new(*ip, *port)),
-    };
-    let user = s.user.as_deref().unwrap_or("root");
-    let password = s.password.as_deref().unwrap_or("");
-    Conn::connect(target, user, password, timeout).map_err(|e| classify(&e))
-}
 
 /// What the probe should do on this node.
 pub struct Plan<'a> {
@@ -136,11 +66,15 @@ pub struct Plan<'a> {
 }
 
 /// One request carries everything: variables, replica status, and the heartbeat read
-/// (standby) or write probe (active). The dialect comes from the handshake's version,
-/// so no round trip is spent asking for it.
-pub fn observe(conn: &mut Conn, plan: &Plan, stage: &StageCell) -> Result<Observation, ProbeError> {
+/// (standby) or write probe (active). The dialect came with the connection, so no
+/// round trip is spent asking for it.
+pub fn observe(
+    conn: &mut Connection,
+    plan: &Plan,
+    stage: &StageCell,
+) -> Result<Observation, ConnError> {
     stage.set(Stage::Status);
-    let dialect = Dialect::from_version(&conn.server_version);
+    let dialect = conn.dialect.clone();
     let mut sql = format!(
         "SELECT @@server_id AS id, @@read_only AS ro; {}",
         dialect.replica_status_sql()
@@ -164,8 +98,8 @@ pub fn observe(conn: &mut Conn, plan: &Plan, stage: &StageCell) -> Result<Observ
     let status = match conn.next_result() {
         Some(r) => r.map_err(|e| classify(&e))?,
         None => {
-            return Err(ProbeError::new(
-                Class::ServerError,
+            return Err(ConnError::new(
+                crate::verdict::Class::ServerError,
                 "replica status missing from reply",
             ))
         }

@@ -15,69 +15,23 @@
 //! costs at most one restart that never happened (caught by ready-timeout), never a
 //! second restart.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::alert;
 use crate::command;
 use crate::config::{Settings, SYSTEMCTL};
+use crate::connection::classify;
 use crate::lock::{self, LockError};
 use crate::log::{Logger, Severity};
-use crate::probe;
+use crate::state::restart::{Phase, RestartState};
 use crate::state::{self, now_unix, rfc3339};
 use crate::verdict::Class;
-use crate::wire::Conn;
 
 pub const PROGRAM: &str = "keepalived-mysql-restart";
-pub const STATE_FILE: &str = "restart.json";
 pub const LOCK_FILE: &str = "restart.lock";
-const REPEAT_LOG_SECS: f64 = 60.0;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    #[default]
-    Idle,
-    Restarting,
-    GaveUp,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct RestartState {
-    pub phase: Phase,
-    /// Start times of the restarts still inside `restart-window` (the budget).
-    #[serde(default)]
-    pub attempts: Vec<f64>,
-    /// When the current restart was issued, and until when it may take.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restart_issued: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ready_deadline: Option<f64>,
-    /// Copied from the config at restart time, so the check (which reads other option
-    /// groups) honours what the restart hook was configured with.
-    #[serde(default)]
-    pub hold_vip: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_issued: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default)]
-    pub last_logged: f64,
-    #[serde(default)]
-    pub updated: f64,
-}
-
-impl RestartState {
-    /// A restart whose readiness window is still open.
-    pub fn in_flight(&self, now: f64) -> bool {
-        self.phase == Phase::Restarting && self.ready_deadline.is_some_and(|d| now < d)
-    }
-}
 
 /// What one invocation did; its exit code tells keepalived's log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,14 +59,6 @@ impl Outcome {
     }
 }
 
-pub fn state_path(s: &Settings) -> PathBuf {
-    s.state_path(STATE_FILE)
-}
-
-pub fn load(s: &Settings) -> RestartState {
-    state::read_json(&state_path(s)).unwrap_or_default()
-}
-
 /// Whether the server answers. Only "cannot connect" counts as dead: a server that
 /// accepts but does not answer may be in crash recovery or a long flush, and killing it
 /// is a human's call (the check moves the VIP meanwhile). Access denied or too many
@@ -127,11 +73,11 @@ pub enum Liveness {
 }
 
 pub fn liveness(s: &Settings) -> Liveness {
-    match probe::connect(s, s.connect_timeout).and_then(|mut c: Conn| {
-        c.query("SELECT 1")
-            .map(|_| ())
-            .map_err(|e| probe::classify(&e))
-    }) {
+    match s
+        .login()
+        .connect(s.connect_timeout)
+        .and_then(|mut c| c.query("SELECT 1").map(|_| ()).map_err(|e| classify(&e)))
+    {
         Ok(()) => Liveness::Serving,
         Err(e) if e.class == Class::Down => Liveness::Dead(e.msg),
         Err(e) if e.class == Class::Timeout => Liveness::Hung(e.msg),
@@ -150,20 +96,19 @@ pub fn run(s: &Settings, log: &Logger, file_args: &[String]) -> Result<Outcome, 
         Err(LockError::Busy) => return Ok(Outcome::Busy),
         Err(LockError::Io(e)) => return Err(e),
     };
-    let mut st = load(s);
+    let mut st = state::restart::file(s).load().unwrap_or_default();
     let now = now_unix();
     let window = s.restart_window.as_secs_f64();
     st.attempts.retain(|t| now - t < window);
 
     let live = liveness(s);
     if let Liveness::Refusing(why) = &live {
-        if now - st.last_logged >= REPEAT_LOG_SECS {
-            log.log(
-                Severity::Warning,
-                &format!("mysqld answers but refuses us: alive, not restarting it: {why}"),
-            );
-            st.last_logged = now;
-        }
+        log.log_persisting(
+            &mut st.last_logged,
+            now,
+            Severity::Warning,
+            &format!("mysqld answers but refuses us: alive, not restarting it: {why}"),
+        );
     }
     if let Liveness::Serving | Liveness::Refusing(_) = live {
         if st.phase != Phase::Idle {
@@ -188,13 +133,12 @@ pub fn run(s: &Settings, log: &Logger, file_args: &[String]) -> Result<Outcome, 
         return Ok(Outcome::Serving);
     }
     if let Liveness::Hung(why) = &live {
-        if now - st.last_logged >= REPEAT_LOG_SECS {
-            log.log(
-                Severity::Warning,
-                &format!("mysqld does not answer, not restarting a hung server: {why}"),
-            );
-            st.last_logged = now;
-        }
+        log.log_persisting(
+            &mut st.last_logged,
+            now,
+            Severity::Warning,
+            &format!("mysqld does not answer, not restarting a hung server: {why}"),
+        );
         save_or_log(s, log, &mut st, now);
         return Ok(Outcome::Serving);
     }
@@ -229,7 +173,6 @@ pub fn run(s: &Settings, log: &Logger, file_args: &[String]) -> Result<Outcome, 
             st.attempts.push(now);
             st.restart_issued = Some(now);
             st.ready_deadline = Some(now + s.ready_timeout.as_secs_f64());
-            st.hold_vip = s.hold_vip_during_restart;
             st.command = Some(command::display(&argv));
             st.reason = Some(why.clone());
             st.stop_issued = None;
@@ -237,8 +180,7 @@ pub fn run(s: &Settings, log: &Logger, file_args: &[String]) -> Result<Outcome, 
             // Not recorded, not restarted: every later run would restart it again.
             if let Err(e) = save(s, &mut st, now) {
                 let msg = format!(
-                    "mysqld is down ({why}) but {}: NOT restarting it",
-                    crate::files::unusable("the attempt cannot be recorded in", &state_path(s), &e)
+                    "mysqld is down ({why}) but the attempt cannot be recorded ({e}): NOT restarting it"
                 );
                 log.log(Severity::Err, &msg);
                 alert::raise(s, log, PROGRAM, "state-unwritable", &msg, json!({}));
@@ -284,15 +226,13 @@ pub fn run(s: &Settings, log: &Logger, file_args: &[String]) -> Result<Outcome, 
         Phase::GaveUp => {
             // The stop action ran; running it again would fight an operator who started
             // keepalived by hand.
-            if now - st.last_logged >= REPEAT_LOG_SECS {
-                log.log(
-                    Severity::Err,
-                    &format!(
-                        "still down, gave up at {}: fix mysqld, then keepalived-mysql-restart --reset",
-                        rfc3339(st.stop_issued.unwrap_or(st.updated))
-                    ),
-                );
-                st.last_logged = now;
+            let before = st.last_logged;
+            let msg = format!(
+                "still down, gave up at {}: fix mysqld, then keepalived-mysql-restart --reset",
+                rfc3339(st.stop_issued.unwrap_or(st.updated))
+            );
+            log.log_persisting(&mut st.last_logged, now, Severity::Err, &msg);
+            if st.last_logged != before {
                 save_or_log(s, log, &mut st, now);
             }
             Ok(Outcome::GaveUp)
@@ -303,8 +243,7 @@ pub fn run(s: &Settings, log: &Logger, file_args: &[String]) -> Result<Outcome, 
 /// Whether this node is the active one: the VIP when configured, else the role the
 /// notify hook recorded.
 fn holds_vip(s: &Settings) -> bool {
-    let notify_state = s.state_path(crate::check::NOTIFY_STATE_FILE);
-    crate::role::detect(s.vip, &notify_state).0 == crate::role::Role::Active
+    crate::role::detect(s).0 == crate::role::Role::Active
 }
 
 /// A server restarted while this node kept the VIP (hold-vip-during-restart) comes back
@@ -364,17 +303,14 @@ fn issue_stop(s: &Settings, log: &Logger, st: &mut RestartState, now: f64) -> Ou
 
 /// Writes restart.json. Only the record before a restart must succeed (its caller
 /// checks); elsewhere a failure is logged and the run goes on.
-fn save(s: &Settings, st: &mut RestartState, now: f64) -> std::io::Result<()> {
+fn save(s: &Settings, st: &mut RestartState, now: f64) -> Result<(), String> {
     st.updated = now;
-    state::write_json(&state_path(s), st)
+    state::restart::file(s).save(st)
 }
 
 fn save_or_log(s: &Settings, log: &Logger, st: &mut RestartState, now: f64) {
     if let Err(e) = save(s, st, now) {
-        log.log(
-            Severity::Err,
-            &format!("cannot write {}: {e}", state_path(s).display()),
-        );
+        log.log(Severity::Err, &e);
     }
 }
 
@@ -431,7 +367,7 @@ pub fn reset(s: &Settings, log: &Logger) -> Result<(), String> {
         reason: Some("reset by operator".into()),
         ..RestartState::default()
     };
-    save(s, &mut st, now).map_err(|e| format!("cannot write {}: {e}", state_path(s).display()))?;
+    save(s, &mut st, now)?;
     log.log(
         Severity::Notice,
         "restart budget and state reset by operator",

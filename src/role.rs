@@ -1,9 +1,10 @@
 //! Which side of the pair this node is on right now.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::config::Settings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -24,14 +25,10 @@ pub enum RoleSource {
     Default,
 }
 
-/// The notify hook's record; only the field the check needs.
-#[derive(Debug, Deserialize)]
-struct NotifyRecord {
-    state: String,
-}
-
-pub fn detect(vip: Option<IpAddr>, notify_state: &Path) -> (Role, RoleSource) {
-    if let Some(vip) = vip {
+/// The role now: with `vip` set, whether this host holds it; otherwise the state the
+/// notify hook last acted on; with neither, standby.
+pub fn detect(s: &Settings) -> (Role, RoleSource) {
+    if let Some(vip) = s.vip {
         let role = if local_addresses().contains(&vip) {
             Role::Active
         } else {
@@ -39,8 +36,7 @@ pub fn detect(vip: Option<IpAddr>, notify_state: &Path) -> (Role, RoleSource) {
         };
         return (role, RoleSource::Vip);
     }
-    let recorded: Option<NotifyRecord> = crate::state::read_json(notify_state);
-    match recorded {
+    match crate::state::notify::file(s).load() {
         Some(r) if r.state.eq_ignore_ascii_case("master") => {
             (Role::Active, RoleSource::NotifyState)
         }

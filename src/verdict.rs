@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::dialect::ReplicaStatus;
+use crate::role::{Role, RoleSource};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Class {
@@ -127,4 +130,44 @@ pub fn exit_code_summary(program: &str) -> String {
         .map(|c| format!("{} {}", c.code(), c.describe()))
         .collect();
     format!("Exit codes: {}. See {program}(8).", codes.join(", "))
+}
+
+/// One verdict of the check: class and exit code, why, and what was seen.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verdict {
+    pub class: Class,
+    pub code: u8,
+    pub reason: String,
+    pub role: Role,
+    pub role_source: RoleSource,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicaStatus>,
+    /// Things worth knowing that do not change the verdict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    pub elapsed_ms: f64,
+}
+
+impl Verdict {
+    pub fn new(class: Class, reason: impl Into<String>, role: (Role, RoleSource)) -> Verdict {
+        Verdict {
+            class,
+            code: class.code(),
+            reason: reason.into(),
+            role: role.0,
+            role_source: role.1,
+            server_id: None,
+            read_only: None,
+            lag_seconds: None,
+            replication: None,
+            notes: Vec::new(),
+            elapsed_ms: 0.0,
+        }
+    }
 }

@@ -252,3 +252,37 @@ fn standby_without_replication_is_not_eligible() {
         r.stdout
     );
 }
+
+/// The dialect is decided once per connection, from the handshake: MariaDB 10.x sends
+/// "5.5.5-" before its real version there (never in @@version), which must not be
+/// taken for MySQL 5.5.
+#[test]
+fn dialect_from_the_real_mariadb_handshake() {
+    use keepalived_mysql::config::Endpoint;
+    use keepalived_mysql::connection::Login;
+    use keepalived_mysql::dialect::Flavor;
+    let a = Mariadb::start(1);
+    let login = Login {
+        endpoint: Endpoint::Socket(a.socket.clone()),
+        user: MONITOR_USER,
+        password: MONITOR_PASS,
+    };
+    let conn = login.connect(Duration::from_secs(5)).unwrap();
+    assert!(
+        conn.server_version.starts_with("5.5.5-10."),
+        "{}",
+        conn.server_version
+    );
+    let version = a.value("SELECT @@version").unwrap();
+    let nums: Vec<u16> = version
+        .split(|c: char| !c.is_ascii_digit())
+        .take(3)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(conn.dialect.flavor, Flavor::MariaDB);
+    assert_eq!(
+        conn.dialect.version,
+        (nums[0], nums[1], nums[2]),
+        "{version}"
+    );
+}

@@ -257,7 +257,16 @@ fn bad_flags() {
     assert_eq!(c, 2, "{err}");
     let (c, err) = run(&f, &["--format", "yaml"]);
     assert_eq!(c, 2, "{err}");
+    // A choice-valued flag is typed: a bad value is a usage error (2), listing the
+    // choices; the same value in the file is a configuration error (3).
     let (c, err) = run(&f, &["--on-too-many-connections", "maybe"]);
+    assert_eq!(c, 2, "{err}");
+    assert!(err.contains("healthy, fail"), "{err}");
+    let g = cnf(
+        tmp.path(),
+        "[client]\nuser = x\n[keepalived-mysql-check]\non-too-many-connections = maybe\n",
+    );
+    let (c, err) = run(&g, &[]);
     assert_eq!(c, 3, "{err}");
 }
 

@@ -220,7 +220,8 @@ fn sigkill_at_random_points_never_double_restarts() {
 fn hold_vip_during_restart_decides_the_check() {
     for (hold, expect) in [("on", 0), ("off", 10)] {
         let mut rig = Rig::new(
-            &format!("ready-timeout = 20s\nhold-vip-during-restart = {hold}"),
+            // The shared group: the check reads the setting, as the docs say.
+            &format!("[keepalived-mysql]\nready-timeout = 20s\nhold-vip-during-restart = {hold}"),
             2000,
             false,
         );

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::thread::{self, sleep};
 use std::time::Duration;
 
-use keepalived_mysql::probe;
+use keepalived_mysql::connection;
 use keepalived_mysql::verdict::Class;
 use keepalived_mysql::wire::{Conn, Target, WireError};
 
@@ -134,7 +134,7 @@ fn a_malformed_reply_is_its_own_class() {
         Err(e) => e,
     };
     assert!(matches!(e, WireError::Protocol(_)), "{e:?}");
-    assert_eq!(probe::classify(&e).class, Class::Protocol);
+    assert_eq!(connection::classify(&e).class, Class::Protocol);
 
     // The check says so with its own exit code: alive but not answering as a server.
     let dir = tempfile::tempdir().unwrap();

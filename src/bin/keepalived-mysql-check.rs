@@ -13,8 +13,8 @@ use keepalived_mysql::verdict::exit_code_summary;
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
-    /// When the server refuses connections with "too many connections": healthy or fail
-    #[arg(long, value_name = "ACTION")]
+    /// When the server refuses connections with "too many connections"
+    #[arg(long, value_name = "ACTION", value_parser = ["healthy", "fail"])]
     on_too_many_connections: Option<String>,
     /// Output: quiet (exit code only: keepalived's run, which logs and records), or
     /// text, json, nagios (an observer run: prints a live verdict, changes nothing)
@@ -23,18 +23,14 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = match cli::parse_or_exit() {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let extra: Vec<_> = cli
-        .on_too_many_connections
-        .clone()
-        .map(|v| ("on-too-many-connections", v))
-        .into_iter()
-        .collect();
-    let settings = match cli.common.settings_or_exit(PROGRAM, &extra) {
-        Ok(s) => s,
+    let (cli, settings) = match cli::start(PROGRAM, |c: &Cli| {
+        let extra = c
+            .on_too_many_connections
+            .clone()
+            .map(|v| ("on-too-many-connections", v));
+        (&c.common, extra.into_iter().collect())
+    }) {
+        Ok(x) => x,
         Err(code) => return code,
     };
     // Only keepalived's runs (no --format, no terminal) decide and record; the others

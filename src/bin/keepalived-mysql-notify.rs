@@ -36,15 +36,8 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = match cli::parse_or_exit() {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let settings = match cli
-        .common
-        .settings_or_exit(PROGRAM, &cli.notify.overrides())
-    {
-        Ok(s) => s,
+    let (cli, settings) = match cli::start(PROGRAM, |c: &Cli| (&c.common, c.notify.overrides())) {
+        Ok(x) => x,
         Err(code) => return code,
     };
     let event = match notify::parse_event(&cli.event) {

@@ -3,7 +3,8 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use keepalived_mysql::cli::{self, CommonArgs, RestartArgs};
 use keepalived_mysql::log::{Logger, Severity};
-use keepalived_mysql::restart::{self, Outcome, Phase, PROGRAM};
+use keepalived_mysql::restart::{self, Outcome, PROGRAM};
+use keepalived_mysql::state::restart::{file as restart_state, Phase};
 
 /// Restart-then-stop hook for keepalived: restarts a dead mysqld once (single flight,
 /// crash-loop budget), waits across runs until it serves, and if it cannot, withdraws
@@ -42,20 +43,13 @@ enum StatusFormat {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = match cli::parse_or_exit() {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let settings = match cli
-        .common
-        .settings_or_exit(PROGRAM, &cli.restart.overrides())
-    {
-        Ok(s) => s,
+    let (cli, settings) = match cli::start(PROGRAM, |c: &Cli| (&c.common, c.restart.overrides())) {
+        Ok(x) => x,
         Err(code) => return code,
     };
     let log = Logger::new(PROGRAM, &settings);
     if cli.status {
-        let st = restart::load(&settings);
+        let st = restart_state(&settings).load().unwrap_or_default();
         match cli.format {
             StatusFormat::Text => println!("{}", restart::status_text(&settings, &st)),
             StatusFormat::Json => {
@@ -75,11 +69,13 @@ fn main() -> ExitCode {
     }
     match restart::run(&settings, &log, &cli.common.file_args()) {
         // Another copy is deciding right now: report the phase it last recorded.
-        Ok(Outcome::Busy) => ExitCode::from(match restart::load(&settings).phase {
-            Phase::Idle => Outcome::Serving.code(),
-            Phase::Restarting => Outcome::Restarting.code(),
-            Phase::GaveUp => Outcome::GaveUp.code(),
-        }),
+        Ok(Outcome::Busy) => ExitCode::from(
+            match restart_state(&settings).load().unwrap_or_default().phase {
+                Phase::Idle => Outcome::Serving.code(),
+                Phase::Restarting => Outcome::Restarting.code(),
+                Phase::GaveUp => Outcome::GaveUp.code(),
+            },
+        ),
         Ok(o) => ExitCode::from(o.code()),
         Err(e) => {
             log.log(Severity::Err, &e);

@@ -1,10 +1,19 @@
-//! Atomic JSON state files: written to a temp file in the same directory and renamed
-//! over the old one, so a reader (or a run killed mid-write) never sees half a file.
+//! The state files, one module each (`check.json`, `restart.json`, `notify.json`), and
+//! how all of them are read and written: atomically, as JSON, never through a symlink.
+//!
+//! One policy for all three:
+//! - reading: a file that is missing, unreadable or not valid reads as "no state"
+//!   (`None`): state is advisory, never by itself a reason to fail a run;
+//! - writing: the whole file is replaced (temp file + rename, so a reader or a run
+//!   killed mid-write never sees half a file), or the write fails with a message naming
+//!   the path and the user. What a failed write means is decided where `save` is called,
+//!   and said there.
 
 use std::fs;
 use std::io::{self, Write};
+use std::marker::PhantomData;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
@@ -12,7 +21,38 @@ use serde::Serialize;
 
 use crate::files;
 
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
+pub mod check;
+pub mod notify;
+pub mod restart;
+
+/// One state file of type `T`.
+pub struct StateFile<T> {
+    path: PathBuf,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Serialize + DeserializeOwned> StateFile<T> {
+    pub fn new(path: PathBuf) -> Self {
+        StateFile {
+            path,
+            _t: PhantomData,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn load(&self) -> Option<T> {
+        read_json(&self.path)
+    }
+
+    pub fn save(&self, value: &T) -> Result<(), String> {
+        write_json(&self.path, value).map_err(|e| files::unusable("cannot write", &self.path, &e))
+    }
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
     bytes.push(b'\n');
     write_atomic(path, &bytes, 0o644)
@@ -58,7 +98,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 /// `None` when missing or unreadable: state is advisory, never a reason to fail.
 /// Never through a symlink, and never from anything but a regular file (a FIFO there
 /// would block the reader).
-pub fn read_json<T: DeserializeOwned>(path: &Path) -> Option<T> {
+fn read_json<T: DeserializeOwned>(path: &Path) -> Option<T> {
     use std::io::Read;
     let mut f = files::no_follow().read(true).open(path).ok()?;
     if !f.metadata().ok()?.is_file() {

@@ -1,0 +1,54 @@
+//! `runtime-dir/notify.json`: the events the notify hook received, the role it acted
+//! on (read by the check and the restart hook when `vip` is not set), and its alerts.
+//! Written only by the notify hook, under its lock.
+
+use serde::{Deserialize, Serialize};
+
+use super::StateFile;
+use crate::config::Settings;
+
+pub const FILE: &str = "notify.json";
+
+pub fn file(s: &Settings) -> StateFile<NotifyRecord> {
+    StateFile::new(s.state_path(FILE))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct HistoryEntry {
+    pub seq: u64,
+    pub time: String,
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took_ms: Option<f64>,
+}
+
+/// `runtime-dir/notify.json`: the role acted on (read by the check) and the history.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct NotifyRecord {
+    /// The VRRP state last acted on (not stale events).
+    #[serde(default)]
+    pub state: String,
+    /// Every event received.
+    #[serde(default)]
+    pub seq: u64,
+    /// The newest event that acts (not stale): what "superseded" compares against.
+    #[serde(default)]
+    pub act_seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    #[serde(default)]
+    pub demotion_pending: bool,
+    #[serde(default)]
+    pub since: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_catchup_ms: Option<f64>,
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+    #[serde(default)]
+    pub alerts: std::collections::BTreeMap<String, f64>,
+}
