@@ -97,6 +97,16 @@ pub enum Endpoint {
     Tcp(IpAddr, u16),
 }
 
+/// `/run/mysqld/mysqld.sock`, `127.0.0.1:3306`, `[::1]:3306`: what error messages name.
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Socket(p) => write!(f, "{}", p.display()),
+            Endpoint::Tcp(ip, port) => write!(f, "{}", std::net::SocketAddr::new(*ip, *port)),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeartbeatTable {
     pub schema: String,

@@ -100,8 +100,15 @@ impl Login<'_> {
             Endpoint::Socket(p) => Target::Socket(p),
             Endpoint::Tcp(ip, port) => Target::Tcp(SocketAddr::new(*ip, *port)),
         };
-        let conn =
-            Conn::connect(target, self.user, self.password, timeout).map_err(|e| classify(&e))?;
+        let conn = Conn::connect(target, self.user, self.password, timeout).map_err(|e| {
+            // Every error says which endpoint it came from.
+            let mut c = classify(&e);
+            c.msg = match c.msg.strip_prefix("cannot connect: ") {
+                Some(rest) => format!("cannot connect to {}: {rest}", self.endpoint),
+                None => format!("{}: {}", self.endpoint, c.msg),
+            };
+            c
+        })?;
         let dialect = Dialect::from_version(&conn.server_version);
         Ok(Connection { conn, dialect })
     }

@@ -942,20 +942,48 @@ fn open_writes(ctx: &Ctx, conn: &mut Connection, open: bool, waited: f64) -> Ope
 
 /// Planned switchover: when the peer's mysqld still answers, wait until this node has
 /// received and applied the peer's whole binary log, so no acknowledged write is left
-/// behind even with asynchronous replication. A peer that does not answer is the
-/// failover case: skip to the local catch-up.
+/// behind even with asynchronous replication. Only a peer that cannot be reached
+/// (refused, no route, no answer in time: the failover case) is skipped. A peer that
+/// answers but refuses us (access denied, a bad reply, a failing query) is alive and
+/// may hold writes we have not seen: then the wait fails, and the promotion follows
+/// `on-catchup-timeout` (read-only by default). Every decision is logged.
 fn wait_for_peer(ctx: &Ctx, conn: &mut Connection, deadline: Instant) -> Result<(), String> {
     let d = &conn.dialect.clone();
     let Some(login) = ctx.s.peer_login() else {
         return Ok(());
     };
-    let Ok(mut peer) = login.connect(ctx.s.connect_timeout.min(Duration::from_secs(2))) else {
-        return Ok(());
+    let peer_name = login.endpoint.to_string();
+    let gone = |e: &ConnError| matches!(e.class, Class::Down | Class::Timeout);
+    let skip = |e: &ConnError| {
+        ctx.log.log(
+            Severity::Notice,
+            &format!(
+                "MASTER: peer {peer_name} unreachable ({}): not waiting for it",
+                e.msg
+            ),
+        );
+        Ok(())
+    };
+    let refused = |e: &ConnError| {
+        Err(format!(
+            "peer {peer_name} answers but refuses us ({}: {}), so its writes cannot be waited for",
+            e.class.name(),
+            e.msg
+        ))
+    };
+    let mut peer = match login.connect(ctx.s.connect_timeout.min(Duration::from_secs(2))) {
+        Ok(p) => p,
+        Err(e) if gone(&e) => return skip(&e),
+        Err(e) => return refused(&e),
     };
     let pos = match peer.query(d.binlog_gtid_sql()) {
         Ok(r) => r.get(0, "pos").unwrap_or("").to_string(),
-        Err(_) => return Ok(()),
+        Err(e) => {
+            let e = classify(&e);
+            return if gone(&e) { skip(&e) } else { refused(&e) };
+        }
     };
+    let started = Instant::now();
     let own_id = conn
         .query("SELECT @@server_id AS id")
         .ok()
@@ -980,7 +1008,16 @@ fn wait_for_peer(ctx: &Ctx, conn: &mut Connection, deadline: Instant) -> Result<
         // The read outlasts the server-side wait it covers.
         conn.set_read_timeout(slice + Duration::from_secs(2));
         match conn.query(&d.gtid_wait_sql(&pos, slice.as_secs_f64())) {
-            Ok(r) if r.get(0, "r") == Some("0") => return Ok(()),
+            Ok(r) if r.get(0, "r") == Some("0") => {
+                ctx.log.log(
+                    Severity::Notice,
+                    &format!(
+                        "MASTER: peer {peer_name}'s position {pos} applied here after {} ms",
+                        started.elapsed().as_millis()
+                    ),
+                );
+                return Ok(());
+            }
             Ok(_) => {}
             Err(e) => return Err(format!("waiting for the peer's position: {e}")),
         }

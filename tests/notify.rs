@@ -131,6 +131,42 @@ fn catchup_timeout_stays_read_only_or_opens() {
     assert!(!read_only(&b));
 }
 
+/// A peer that answers but refuses us is alive and may hold writes this node never
+/// received: the promotion must not open writes on the strength of a skipped wait.
+#[test]
+fn a_peer_that_refuses_us_keeps_the_promotion_read_only() {
+    let (a, b) = pair();
+    with_app_table(&a, &b);
+    b.exec("SET GLOBAL read_only = ON; STOP SLAVE IO_THREAD");
+    backlog(&a, 30);
+    // The peer refuses our account (as a wrong password would).
+    a.exec(&format!(
+        "SET sql_log_bin = 0; DROP USER '{NOTIFY_USER}'@'127.0.0.1'; SET sql_log_bin = 1"
+    ));
+    let nb = node(
+        &b,
+        true,
+        &format!(
+            "catchup-timeout = 5s\npeer-host = 127.0.0.1\npeer-port = {}",
+            a.port
+        ),
+    );
+    let r = nb.notify(&["master"]);
+    assert_eq!(r.code, 30, "stayed read-only: {r:?}");
+    assert!(read_only(&b));
+    let log = nb.log();
+    assert!(log.contains("answers but refuses us"), "{log}");
+    assert!(log.contains("access denied"), "{log}");
+    assert!(log.contains(&format!("127.0.0.1:{}", a.port)), "{log}");
+
+    // An unreachable peer is the failover case: skipped, logged, writes open.
+    let mut a = a;
+    a.kill();
+    let r = nb.notify(&["master"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(nb.log().contains("unreachable"), "{}", nb.log());
+}
+
 #[test]
 fn planned_switchover_waits_for_the_peers_binlog() {
     let (a, b) = pair();

@@ -21,6 +21,13 @@ lint=$(lintian --pedantic --fail-on error,warning "$deb" 2>&1 | grep -v '^runnin
 if lintian --pedantic --fail-on error,warning "$deb" >/dev/null 2>&1; then ok "lintian: no errors or warnings"
 else bad "lintian: $lint"; fi
 
+# The server may be MySQL in a container publishing 3306: apt installs Recommends by
+# default, so a database server may at most be suggested, never depended on or
+# recommended.
+rels=$(dpkg-deb -f "$deb" Depends Pre-Depends Recommends)
+if echo "$rels" | grep -Eqi 'mysql|mariadb'; then bad "no database server pulled in: $rels"
+else ok "no database server pulled in by Depends/Recommends"; fi
+
 dpkg -s keepalived-mysql >/dev/null 2>&1 && apt_ purge keepalived-mysql
 user_before=no
 getent passwd keepalived_script >/dev/null && user_before=yes
