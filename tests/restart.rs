@@ -324,5 +324,10 @@ fn restarted_server_on_the_vip_holder_is_promoted_again() {
         "{}",
         node.log()
     );
+    // The detached hook logs right after opening writes: give it that moment.
+    let t = Instant::now();
+    while !node.log().contains("MASTER: caught up") && t.elapsed() < Duration::from_secs(5) {
+        sleep(Duration::from_millis(50));
+    }
     assert!(node.log().contains("MASTER: caught up"), "{}", node.log());
 }
