@@ -52,12 +52,7 @@ fn run_with_read_only_dir(dir: &Path, bin: &Path, cnf: &Path, args: &[&str]) -> 
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    CheckRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: t.elapsed(),
-    }
+    CheckRun::from_output(&out, t)
 }
 
 /// Story 1: an operator's first run as root used to leave a root-only lock behind, and

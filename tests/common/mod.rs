@@ -599,12 +599,7 @@ pub fn run_as(who: As, bin: &Path, cnf: &Path, args: &[&str]) -> CheckRun {
         });
     }
     let out = cmd.output().unwrap();
-    CheckRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: t.elapsed(),
-    }
+    CheckRun::from_output(&out, t)
 }
 
 /// Lays a node out the way the package does: option file 0640 root:keepalived_script,
@@ -657,6 +652,18 @@ pub struct CheckRun {
     pub elapsed: Duration,
 }
 
+impl CheckRun {
+    /// A finished process's result, timed from `t`.
+    pub fn from_output(out: &Output, t: Instant) -> CheckRun {
+        CheckRun {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed: t.elapsed(),
+        }
+    }
+}
+
 pub fn run_check(cnf: &Path, args: &[&str]) -> CheckRun {
     run_bin(&check_bin(), cnf, args)
 }
@@ -669,12 +676,7 @@ pub fn run_bin(bin: &Path, cnf: &Path, args: &[&str]) -> CheckRun {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    CheckRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: t.elapsed(),
-    }
+    CheckRun::from_output(&out, t)
 }
 
 /// Runs the check until it returns `code`, for states that settle asynchronously.
