@@ -171,7 +171,7 @@ pub struct RestartArgs {
     #[arg(long, value_name = "DURATION")]
     pub restart_window: Option<String>,
     /// Keep the VIP on this node while mysqld restarts
-    #[arg(long, value_name = "ON|OFF", value_parser = ["on", "off"])]
+    #[arg(long, value_name = "ON|OFF", value_parser = ["on", "off"], ignore_case = true)]
     pub hold_vip_during_restart: Option<String>,
     #[command(flatten)]
     pub hook: HookArgs,
@@ -300,7 +300,7 @@ pub struct NotifyArgs {
     #[arg(long, value_name = "USERS")]
     pub keep_sessions_of: Option<String>,
     /// On FAULT, also run keepalived-mysql-restart (root only)
-    #[arg(long, value_name = "ON|OFF", value_parser = ["on", "off"])]
+    #[arg(long, value_name = "ON|OFF", value_parser = ["on", "off"], ignore_case = true)]
     pub restart_on_fault: Option<String>,
     /// The same alert at most once per this interval
     #[arg(long, value_name = "DURATION")]

@@ -103,6 +103,20 @@ impl Login<'_> {
         let conn = Conn::connect(target, self.user, self.password, timeout).map_err(|e| {
             // Every error says which endpoint it came from.
             let mut c = classify(&e);
+            // EACCES on a TCP connect is the local firewall (a fenced peer), not a
+            // socket closed to our user: unreachable.
+            if let (
+                Endpoint::Tcp(..),
+                WireError::Io {
+                    err,
+                    connected: false,
+                },
+            ) = (&self.endpoint, &e)
+            {
+                if err.kind() == std::io::ErrorKind::PermissionDenied {
+                    c.class = Class::Down;
+                }
+            }
             c.msg = match c.msg.strip_prefix("cannot connect: ") {
                 Some(rest) => format!("cannot connect to {}: {rest}", self.endpoint),
                 None => format!("{}: {}", self.endpoint, c.msg),

@@ -804,9 +804,11 @@ fn promote(ctx: &Ctx) -> Outcome {
         );
     }
     let deadline = ctx.start + s.catchup_timeout;
+    // A peer that refused us fails the wait, but the local relay log is still applied
+    // first: `on-catchup-timeout = open` must not open on an unapplied backlog.
     let caught = match wait_for_peer(ctx, &mut conn, deadline) {
         Ok(()) => wait_applied(ctx, &mut conn, deadline),
-        Err(e) => Err(e),
+        Err(e) => wait_applied(ctx, &mut conn, deadline).and(Err(e)),
     };
     let waited = ctx.ms();
     if conn.is_broken() {
