@@ -5,18 +5,11 @@
 use serde_json::{json, Value};
 
 use crate::command;
-use crate::config::Settings;
+use crate::config::Common;
 use crate::log::{Logger, Severity};
 use crate::state::{now_unix, rfc3339};
 
-pub fn raise(
-    s: &Settings,
-    log: &Logger,
-    program: &str,
-    event: &str,
-    message: &str,
-    details: Value,
-) {
+pub fn raise(s: &Common, log: &Logger, program: &str, event: &str, message: &str, details: Value) {
     let Some(argv) = &s.alert_command else {
         return;
     };

@@ -5,7 +5,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::command;
-use crate::config::{Settings, TooManyConnections};
+use crate::config::{CheckSettings, Program, TooManyConnections};
 use crate::connection::ConnError;
 use crate::dialect::Dialect;
 use crate::lock::{self, LockError};
@@ -17,7 +17,7 @@ use crate::state::restart::Phase;
 use crate::state::{self, now_unix, rfc3339};
 use crate::verdict::{Class, Verdict};
 
-pub const PROGRAM: &str = "keepalived-mysql-check";
+pub const PROGRAM: &str = CheckSettings::GROUP;
 pub const LOCK_FILE: &str = "check.lock";
 /// Observer runs (`--format text|json|nagios`) serialize on their own lock, never on
 /// keepalived's: a monitor can then never make keepalived's run wait or fail.
@@ -43,7 +43,7 @@ pub enum Caller {
 /// One run: lock, decide, and (keepalived's runs only) log changes and record state.
 /// A busy lock is waited for within the run's own deadline, never longer: the probe
 /// then gets what is left. `file_args` are passed on to a demotion the check starts.
-pub fn run(s: &Settings, log: &Logger, caller: Caller, file_args: &[String]) -> Verdict {
+pub fn run(s: &CheckSettings, log: &Logger, caller: Caller, file_args: &[String]) -> Verdict {
     let start = Instant::now();
     let deadline = probe_deadline(s, start);
     let unknown_role = (Role::Standby, RoleSource::Default);
@@ -159,7 +159,7 @@ pub fn run(s: &Settings, log: &Logger, caller: Caller, file_args: &[String]) -> 
 }
 
 /// The probe's share of the deadline: a little is left for logging and the state file.
-fn probe_deadline(s: &Settings, start: Instant) -> Instant {
+fn probe_deadline(s: &CheckSettings, start: Instant) -> Instant {
     let margin = (s.timeout / 10).min(Duration::from_millis(100));
     start + s.timeout - margin
 }
@@ -206,7 +206,7 @@ fn redemote_writable_standby(
 }
 
 fn probe_within_deadline(
-    s: &Settings,
+    s: &CheckSettings,
     role: (Role, RoleSource),
     probe_deadline: Instant,
 ) -> (Verdict, Option<Dialect>) {
@@ -274,7 +274,7 @@ fn probe_within_deadline(
 /// only delay the failover. No hold once the restart hook gave up, and never on a
 /// standby: a node whose server is restarting must not be offered the VIP.
 /// Returns whether it held.
-fn hold_during_restart(s: &Settings, v: &mut Verdict, down_since: Option<f64>) -> bool {
+fn hold_during_restart(s: &CheckSettings, v: &mut Verdict, down_since: Option<f64>) -> bool {
     if v.role != Role::Active || !v.class.unanswered() {
         return false;
     }
@@ -306,7 +306,7 @@ fn hold_during_restart(s: &Settings, v: &mut Verdict, down_since: Option<f64>) -
     true
 }
 
-fn from_probe_error(s: &Settings, role: (Role, RoleSource), e: ConnError) -> Verdict {
+fn from_probe_error(s: &CheckSettings, role: (Role, RoleSource), e: ConnError) -> Verdict {
     if e.class == Class::Saturated && s.on_too_many_connections == TooManyConnections::Healthy {
         // Alive but saturated: the peer would be swamped by the same clients, so moving
         // the VIP would not help.
@@ -322,7 +322,7 @@ fn from_probe_error(s: &Settings, role: (Role, RoleSource), e: ConnError) -> Ver
 }
 
 /// The rules, given what the probe saw.
-pub fn judge(s: &Settings, role: (Role, RoleSource), obs: Observation) -> Verdict {
+pub fn judge(s: &CheckSettings, role: (Role, RoleSource), obs: Observation) -> Verdict {
     let mut v = Verdict::new(Class::Ok, "", role);
     v.server_id = Some(obs.server_id);
     v.read_only = Some(obs.read_only);
@@ -414,7 +414,7 @@ pub fn judge(s: &Settings, role: (Role, RoleSource), obs: Observation) -> Verdic
 /// Logs a change (and a persisting failure once a minute) and writes check.json.
 /// `next` comes with the verdict and the trackers; history fields are filled here.
 fn record(
-    s: &Settings,
+    s: &CheckSettings,
     log: &Logger,
     prev: Option<CheckState>,
     mut next: CheckState,
@@ -490,7 +490,7 @@ fn role_word(v: &Verdict) -> &'static str {
 }
 
 /// The Nagios plugin line: status, text, perfdata.
-pub fn nagios_line(s: &Settings, v: &Verdict) -> String {
+pub fn nagios_line(s: &CheckSettings, v: &Verdict) -> String {
     let status = ["OK", "WARNING", "CRITICAL", "UNKNOWN"][v.class.nagios() as usize];
     let mut perf = format!("time={:.3}s;;;0", v.elapsed_ms / 1000.0);
     if let Some(l) = v.lag_seconds {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, ValueEnum};
 
-use crate::config::{ConfigError, FileChoice, Settings};
+use crate::config::{self, Common, ConfigError, FileChoice, Program};
 use crate::log::{Logger, Severity};
 use crate::verdict::Class;
 
@@ -127,28 +127,22 @@ impl CommonArgs {
         ])
     }
 
-    pub fn load(
-        &self,
-        program: &str,
-        extra: &[(&'static str, String)],
-    ) -> Result<Settings, ConfigError> {
+    pub fn load<P: Program>(&self, extra: &[(&'static str, String)]) -> Result<P, ConfigError> {
         let mut overrides = self.overrides();
         overrides.extend(extra.iter().cloned());
-        Settings::load(&self.file_choice(), program, &overrides)
+        P::load(&self.file_choice(), &overrides)
     }
 
     /// What every binary does before its own work: answer `--print-defaults`, or load
     /// the settings. `Err` is the exit code to leave with.
-    pub fn settings_or_exit(
+    pub fn settings_or_exit<P: Program>(
         &self,
-        program: &str,
         extra: &[(&'static str, String)],
-    ) -> Result<Settings, ExitCode> {
+    ) -> Result<P, ExitCode> {
         if self.print_defaults {
-            return Err(print_defaults(self, program));
+            return Err(print_defaults(self, P::GROUP));
         }
-        self.load(program, extra)
-            .map_err(|e| config_failure(program, &e))
+        self.load(extra).map_err(|e| config_failure(P::GROUP, &e))
     }
 }
 
@@ -237,13 +231,12 @@ pub fn on_terminal() -> bool {
 /// What every main does first: parse the command line, then answer `--print-defaults`
 /// or load the settings for `program` with the flags `parts` picks out of it. `Err` is
 /// the exit code to leave with (2 usage, 3 config, 4 insecure; 0 for help/version).
-pub fn start<T: Parser>(
-    program: &str,
+pub fn start<T: Parser, P: Program>(
     parts: impl Fn(&T) -> (&CommonArgs, Vec<(&'static str, String)>),
-) -> Result<(T, Settings), ExitCode> {
+) -> Result<(T, P), ExitCode> {
     let cli: T = parse_or_exit()?;
     let (common, extra) = parts(&cli);
-    let settings = common.settings_or_exit(program, &extra)?;
+    let settings = common.settings_or_exit(&extra)?;
     Ok((cli, settings))
 }
 
@@ -264,13 +257,13 @@ pub fn parse_or_exit<T: Parser>() -> Result<T, ExitCode> {
 pub fn config_failure(program: &str, e: &ConfigError) -> ExitCode {
     let msg = format!("configuration error: {e}");
     eprintln!("{program}: {msg}");
-    Logger::new(program, &Settings::default()).log(Severity::Err, &msg);
+    Logger::new(program, &Common::default()).log(Severity::Err, &msg);
     ExitCode::from(crate::config_error_class(e).code())
 }
 
 /// `--print-defaults`: what the option files give `program`.
 fn print_defaults(common: &CommonArgs, program: &str) -> ExitCode {
-    match Settings::print_defaults(&common.file_choice(), program) {
+    match config::print_defaults(&common.file_choice(), program) {
         Ok(lines) => {
             for l in lines {
                 println!("{l}");

@@ -1,4 +1,4 @@
-//! Settings shared by all binaries: option files, then command-line flags.
+//! Settings: option files, then command-line flags; each program gets its own part.
 //!
 //! Every binary reads `[client]`, `[keepalived-mysql]` and its own group, in that order,
 //! later values winning. Our groups accept any key that some binary knows (so one file
@@ -119,8 +119,10 @@ impl HeartbeatTable {
     }
 }
 
+/// What more than one program uses: the server's address and credentials, where our
+/// files live, how we log and alert.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
+pub struct Common {
     pub user: Option<String>,
     pub password: Option<String>,
     pub socket: Option<PathBuf>,
@@ -128,13 +130,9 @@ pub struct Settings {
     /// read: static binaries have no DNS, so only an IP literal is accepted.
     pub host: Option<IpAddr>,
     pub port: u16,
-    /// The check's deadline for a whole run; nothing else.
-    pub timeout: Duration,
     /// Connecting (and logging in) for the restart and notify hooks, and the restart
     /// hook's liveness query.
     pub connect_timeout: Duration,
-    pub max_lag: Duration,
-    pub heartbeat_table: Option<HeartbeatTable>,
     pub vip: Option<IpAddr>,
     pub runtime_dir: PathBuf,
     pub log_file: Option<PathBuf>,
@@ -142,16 +140,42 @@ pub struct Settings {
     pub log_keep: u32,
     /// `None` disables syslog.
     pub syslog_facility: Option<u8>,
+    pub alert_command: Option<Vec<String>>,
+}
+
+/// The check's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckSettings {
+    pub common: Common,
+    /// The deadline for a whole run.
+    pub timeout: Duration,
+    pub max_lag: Duration,
+    pub heartbeat_table: Option<HeartbeatTable>,
     pub maintenance_file: PathBuf,
     pub on_too_many_connections: TooManyConnections,
+    /// The one source of truth for the hold: the restart hook's record only says
+    /// whether a restart is in flight.
+    pub hold_vip_during_restart: bool,
+    /// Bounds a hold that starts before the restart hook recorded its deadline.
+    pub ready_timeout: Duration,
+}
+
+/// The restart hook's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestartSettings {
+    pub common: Common,
     /// `None`: the systemd unit of mariadb/mysql, found when needed.
     pub restart_command: Option<Vec<String>>,
     pub stop_command: Vec<String>,
     pub ready_timeout: Duration,
     pub max_restarts: u32,
     pub restart_window: Duration,
-    pub hold_vip_during_restart: bool,
-    pub alert_command: Option<Vec<String>>,
+}
+
+/// The notify hook's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifySettings {
+    pub common: Common,
     /// The same alert is raised at most once per interval.
     pub alert_interval: Duration,
     pub catchup_timeout: Duration,
@@ -163,27 +187,138 @@ pub struct Settings {
     pub restart_on_fault: bool,
 }
 
-impl Default for Settings {
+/// A program's settings: its option-file group, and what it takes from the values all
+/// groups may carry (one file serves every program, so each accepts the others' keys).
+pub trait Program: Sized + std::ops::Deref<Target = Common> {
+    const GROUP: &'static str;
+    fn from_values(v: Values) -> Self;
+
+    /// Reads the option files (`[client]`, `[keepalived-mysql]`, then `GROUP`), then
+    /// applies `overrides` (flag name, value) from the command line.
+    fn load(choice: &FileChoice, overrides: &[(&str, String)]) -> Result<Self, ConfigError> {
+        Self::from_entries(&read_files(choice)?, overrides)
+    }
+
+    fn from_entries(entries: &[Entry], overrides: &[(&str, String)]) -> Result<Self, ConfigError> {
+        Values::from_entries(entries, Self::GROUP, overrides).map(Self::from_values)
+    }
+
+    fn defaults() -> Self {
+        Self::from_values(Values::default())
+    }
+}
+
+impl Default for Common {
     fn default() -> Self {
-        Settings {
-            user: None,
-            password: None,
-            socket: None,
-            host: None,
-            port: 3306,
+        Values::default().common
+    }
+}
+
+macro_rules! program_settings {
+    ($t:ty, $group:expr, |$v:ident| $build:expr) => {
+        impl Program for $t {
+            const GROUP: &'static str = $group;
+            fn from_values($v: Values) -> Self {
+                $build
+            }
+        }
+        impl std::ops::Deref for $t {
+            type Target = Common;
+            fn deref(&self) -> &Common {
+                &self.common
+            }
+        }
+        impl Default for $t {
+            fn default() -> Self {
+                Self::defaults()
+            }
+        }
+    };
+}
+
+program_settings!(CheckSettings, "keepalived-mysql-check", |v| CheckSettings {
+    common: v.common,
+    timeout: v.timeout,
+    max_lag: v.max_lag,
+    heartbeat_table: v.heartbeat_table,
+    maintenance_file: v.maintenance_file,
+    on_too_many_connections: v.on_too_many_connections,
+    hold_vip_during_restart: v.hold_vip_during_restart,
+    ready_timeout: v.ready_timeout,
+});
+
+program_settings!(RestartSettings, "keepalived-mysql-restart", |v| {
+    RestartSettings {
+        common: v.common,
+        restart_command: v.restart_command,
+        stop_command: v.stop_command,
+        ready_timeout: v.ready_timeout,
+        max_restarts: v.max_restarts,
+        restart_window: v.restart_window,
+    }
+});
+
+program_settings!(NotifySettings, "keepalived-mysql-notify", |v| {
+    NotifySettings {
+        common: v.common,
+        alert_interval: v.alert_interval,
+        catchup_timeout: v.catchup_timeout,
+        open_on_catchup_timeout: v.open_on_catchup_timeout,
+        peer_host: v.peer_host,
+        peer_port: v.peer_port,
+        keep_sessions_of: v.keep_sessions_of,
+        restart_on_fault: v.restart_on_fault,
+    }
+});
+
+/// Every value the option files can give, validated and typed; programs take their part.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Values {
+    common: Common,
+    timeout: Duration,
+    max_lag: Duration,
+    heartbeat_table: Option<HeartbeatTable>,
+    maintenance_file: PathBuf,
+    on_too_many_connections: TooManyConnections,
+    restart_command: Option<Vec<String>>,
+    stop_command: Vec<String>,
+    ready_timeout: Duration,
+    max_restarts: u32,
+    restart_window: Duration,
+    hold_vip_during_restart: bool,
+    alert_interval: Duration,
+    catchup_timeout: Duration,
+    open_on_catchup_timeout: bool,
+    peer_host: Option<IpAddr>,
+    peer_port: u16,
+    keep_sessions_of: Vec<String>,
+    restart_on_fault: bool,
+}
+
+impl Default for Values {
+    fn default() -> Self {
+        Values {
+            common: Common {
+                user: None,
+                password: None,
+                socket: None,
+                host: None,
+                port: 3306,
+                connect_timeout: Duration::from_secs(1),
+                vip: None,
+                runtime_dir: PathBuf::from("/run/keepalived-mysql"),
+                log_file: None,
+                log_max_size: 10 << 20,
+                log_keep: 5,
+                syslog_facility: Some(3), // daemon
+                alert_command: None,
+            },
             timeout: Duration::from_secs(1),
-            connect_timeout: Duration::from_secs(1),
             max_lag: Duration::from_secs(10),
             heartbeat_table: Some(HeartbeatTable {
                 schema: "keepalived_mysql".into(),
                 table: "heartbeat".into(),
             }),
-            vip: None,
-            runtime_dir: PathBuf::from("/run/keepalived-mysql"),
-            log_file: None,
-            log_max_size: 10 << 20,
-            log_keep: 5,
-            syslog_facility: Some(3), // daemon
             maintenance_file: PathBuf::from("/etc/keepalived-mysql/maintenance"),
             on_too_many_connections: TooManyConnections::Healthy,
             restart_command: None,
@@ -197,7 +332,6 @@ impl Default for Settings {
             max_restarts: 3,
             restart_window: Duration::from_secs(15 * 60),
             hold_vip_during_restart: false,
-            alert_command: None,
             alert_interval: Duration::from_secs(300),
             catchup_timeout: Duration::from_secs(30),
             open_on_catchup_timeout: false,
@@ -231,45 +365,36 @@ impl FileChoice {
     }
 }
 
-impl Settings {
-    /// Reads the option files for `program` (its own group name), then applies
-    /// `overrides` (flag name, value) from the command line.
-    pub fn load(
-        choice: &FileChoice,
-        program: &str,
-        overrides: &[(&str, String)],
-    ) -> Result<Settings, ConfigError> {
-        let mut entries = Vec::new();
-        for f in choice.files() {
-            entries.extend(optfile::read_file(&f)?);
-        }
-        Self::from_entries(&entries, program, overrides)
+fn read_files(choice: &FileChoice) -> Result<Vec<Entry>, ConfigError> {
+    let mut entries = Vec::new();
+    for f in choice.files() {
+        entries.extend(optfile::read_file(&f)?);
     }
+    Ok(entries)
+}
 
-    /// The options our groups and `[client]` would apply, MySQL `--print-defaults` style,
-    /// with the password masked.
-    pub fn print_defaults(choice: &FileChoice, program: &str) -> Result<Vec<String>, ConfigError> {
-        let mut entries = Vec::new();
-        for f in choice.files() {
-            entries.extend(optfile::read_file(&f)?);
+/// The options our groups and `[client]` would apply, MySQL `--print-defaults` style,
+/// with the password masked.
+pub fn print_defaults(choice: &FileChoice, program: &str) -> Result<Vec<String>, ConfigError> {
+    let mut entries = read_files(choice)?;
+    for e in entries.iter_mut() {
+        if normalize_key(strip_loose(&e.key)) == "password" && e.value.is_some() {
+            e.value = Some("*****".into());
         }
-        for e in entries.iter_mut() {
-            if normalize_key(strip_loose(&e.key)) == "password" && e.value.is_some() {
-                e.value = Some("*****".into());
-            }
-        }
-        Ok(optfile::print_defaults(
-            &entries,
-            &["client", COMMON_GROUP, program],
-        ))
     }
+    Ok(optfile::print_defaults(
+        &entries,
+        &["client", COMMON_GROUP, program],
+    ))
+}
 
-    pub fn from_entries(
+impl Values {
+    fn from_entries(
         entries: &[Entry],
         program: &str,
         overrides: &[(&str, String)],
-    ) -> Result<Settings, ConfigError> {
-        let mut s = Settings::default();
+    ) -> Result<Values, ConfigError> {
+        let mut s = Values::default();
         let groups = ["client", COMMON_GROUP, program];
         // Group order decides precedence, file order only within a group.
         for g in groups {
@@ -317,11 +442,11 @@ impl Settings {
             }
         };
         match key {
-            "user" => self.user = Some(v.to_string()),
-            "password" => self.password = Some(v.to_string()),
-            "socket" => self.socket = Some(path(v)?),
+            "user" => self.common.user = Some(v.to_string()),
+            "password" => self.common.password = Some(v.to_string()),
+            "socket" => self.common.socket = Some(path(v)?),
             "host" => {
-                self.host = match v {
+                self.common.host = match v {
                     "" | "localhost" => None,
                     ip => Some(ip.parse().map_err(|_| {
                         bad(format!(
@@ -330,15 +455,15 @@ impl Settings {
                     })?),
                 }
             }
-            "port" => self.port = parse_port(key, v).map_err(bad)?,
+            "port" => self.common.port = parse_port(key, v).map_err(bad)?,
             "timeout" => self.timeout = parse_positive_duration(key, v).map_err(bad)?,
             "connect-timeout" => {
-                self.connect_timeout = parse_positive_duration(key, v).map_err(bad)?
+                self.common.connect_timeout = parse_positive_duration(key, v).map_err(bad)?
             }
             "max-lag" => self.max_lag = parse_duration(v).map_err(bad)?,
             "heartbeat-table" => self.heartbeat_table = parse_table(v).map_err(bad)?,
             "vip" => {
-                self.vip = if v.is_empty() {
+                self.common.vip = if v.is_empty() {
                     None
                 } else {
                     let addr = v.split('/').next().unwrap_or(v);
@@ -348,11 +473,11 @@ impl Settings {
                     )
                 }
             }
-            "runtime-dir" => self.runtime_dir = path(v)?,
-            "log-file" => self.log_file = if v.is_empty() { None } else { Some(path(v)?) },
-            "log-max-size" => self.log_max_size = parse_size(v).map_err(bad)?,
-            "log-keep" => self.log_keep = parse_count(key, v, 100).map_err(bad)?,
-            "syslog-facility" => self.syslog_facility = parse_facility(v).map_err(bad)?,
+            "runtime-dir" => self.common.runtime_dir = path(v)?,
+            "log-file" => self.common.log_file = if v.is_empty() { None } else { Some(path(v)?) },
+            "log-max-size" => self.common.log_max_size = parse_size(v).map_err(bad)?,
+            "log-keep" => self.common.log_keep = parse_count(key, v, 100).map_err(bad)?,
+            "syslog-facility" => self.common.syslog_facility = parse_facility(v).map_err(bad)?,
             "maintenance-file" => self.maintenance_file = path(v)?,
             "on-too-many-connections" => {
                 self.on_too_many_connections = choice(
@@ -367,7 +492,7 @@ impl Settings {
             }
             "restart-command" => self.restart_command = optional_argv(v).map_err(bad)?,
             "stop-command" => self.stop_command = parse_argv(v).map_err(bad)?,
-            "alert-command" => self.alert_command = optional_argv(v).map_err(bad)?,
+            "alert-command" => self.common.alert_command = optional_argv(v).map_err(bad)?,
             "ready-timeout" => self.ready_timeout = parse_duration(v).map_err(bad)?,
             "restart-window" => self.restart_window = parse_duration(v).map_err(bad)?,
             "max-restarts" => self.max_restarts = parse_count(key, v, 1000).map_err(bad)?,
@@ -404,7 +529,16 @@ impl Settings {
         }
         Ok(())
     }
+}
 
+impl NotifySettings {
+    /// The peer's server (`peer-host`), with the same credentials, over TCP.
+    pub fn peer_login(&self) -> Option<Login<'_>> {
+        Some(self.login_at(Endpoint::Tcp(self.peer_host?, self.peer_port)))
+    }
+}
+
+impl Common {
     /// Socket unless `host` is set, as in the MySQL client library.
     pub fn endpoint(&self) -> Endpoint {
         match self.host {
@@ -422,12 +556,7 @@ impl Settings {
         self.login_at(self.endpoint())
     }
 
-    /// The peer's server (`peer-host`), with the same credentials, over TCP.
-    pub fn peer_login(&self) -> Option<Login<'_>> {
-        Some(self.login_at(Endpoint::Tcp(self.peer_host?, self.peer_port)))
-    }
-
-    fn login_at(&self, endpoint: Endpoint) -> Login<'_> {
+    pub fn login_at(&self, endpoint: Endpoint) -> Login<'_> {
         Login {
             endpoint,
             user: self.user.as_deref().unwrap_or("root"),
@@ -711,7 +840,7 @@ mod tests {
             _ => "2s",
         };
         for k in CLIENT_KEYS.iter().chain(SETTING_KEYS) {
-            let mut s = Settings::default();
+            let mut s = Values::default();
             assert_eq!(s.set(k, Some(sample(k)), "test"), Ok(()), "{k}");
         }
     }

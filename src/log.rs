@@ -12,7 +12,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
-use crate::config::Settings;
+use crate::config::Common;
 use crate::files;
 use crate::lock;
 use crate::state::{now_unix, rfc3339};
@@ -47,7 +47,7 @@ pub struct Logger {
 }
 
 impl Logger {
-    pub fn new(tag: &str, s: &Settings) -> Logger {
+    pub fn new(tag: &str, s: &Common) -> Logger {
         Logger {
             tag: tag.to_string(),
             facility: s.syslog_facility,

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::alert;
 use crate::command;
-use crate::config::Settings;
+use crate::config::{NotifySettings, Program};
 use crate::connection::{classify, ConnError, Connection};
 use crate::dialect::Flavor;
 use crate::files;
@@ -27,7 +27,7 @@ use crate::state::{self, now_unix, rfc3339};
 use crate::verdict::Class;
 use crate::wire::{Conn, ResultSet, WireError};
 
-pub const PROGRAM: &str = "keepalived-mysql-notify";
+pub const PROGRAM: &str = NotifySettings::GROUP;
 pub const LOCK_FILE: &str = "notify.lock";
 const HISTORY: usize = 100;
 /// keepalived SIGKILLs a STOP hook after 1 s; finish before that.
@@ -137,7 +137,7 @@ impl Outcome {
 }
 
 struct Ctx<'a> {
-    s: &'a Settings,
+    s: &'a NotifySettings,
     log: &'a Logger,
     event: Event,
     /// Our event's number in the record; `None` when it could not be recorded.
@@ -163,7 +163,7 @@ fn lock_wait(state: VrrpState, vip_set: bool) -> Duration {
     }
 }
 
-fn load(s: &Settings) -> NotifyRecord {
+fn load(s: &NotifySettings) -> NotifyRecord {
     state::notify::file(s).load().unwrap_or_default()
 }
 
@@ -171,7 +171,7 @@ fn load(s: &Settings) -> NotifyRecord {
 /// not be had and `f` did not run. The save's own result comes back beside `f`'s: `f`
 /// may already have acted on the server, which a failed save must not hide.
 fn with_record<T>(
-    s: &Settings,
+    s: &NotifySettings,
     wait: Duration,
     f: impl FnOnce(&mut NotifyRecord) -> T,
 ) -> Result<(T, Result<(), String>), String> {
@@ -181,7 +181,7 @@ fn with_record<T>(
 
 /// The same, for a caller that already holds the notify lock.
 fn update_record<T>(
-    s: &Settings,
+    s: &NotifySettings,
     f: impl FnOnce(&mut NotifyRecord) -> T,
 ) -> (T, Result<(), String>) {
     let mut rec = load(s);
@@ -194,7 +194,7 @@ fn update_record<T>(
     (out, saved)
 }
 
-fn acquire(s: &Settings, wait: Duration) -> Result<Lock, String> {
+fn acquire(s: &NotifySettings, wait: Duration) -> Result<Lock, String> {
     match lock::lock_within(
         &s.state_path(LOCK_FILE),
         &s.runtime_dir,
@@ -298,7 +298,7 @@ impl Ctx<'_> {
 /// VIP, was writable; only a demotion, and only if this node is not the master by the
 /// record either.
 pub fn run(
-    s: &Settings,
+    s: &NotifySettings,
     log: &Logger,
     event: Event,
     repair: bool,
@@ -463,7 +463,7 @@ pub fn run(
     }
 }
 
-fn connect(s: &Settings, timeout: Duration) -> Result<Connection, ConnError> {
+fn connect(s: &NotifySettings, timeout: Duration) -> Result<Connection, ConnError> {
     s.login().connect(timeout)
 }
 

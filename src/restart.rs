@@ -22,7 +22,7 @@ use serde_json::json;
 
 use crate::alert;
 use crate::command;
-use crate::config::{Settings, SYSTEMCTL};
+use crate::config::{Program, RestartSettings, SYSTEMCTL};
 use crate::connection::classify;
 use crate::lock::{self, LockError};
 use crate::log::{Logger, Severity};
@@ -30,7 +30,7 @@ use crate::state::restart::{Phase, RestartState};
 use crate::state::{self, now_unix, rfc3339};
 use crate::verdict::Class;
 
-pub const PROGRAM: &str = "keepalived-mysql-restart";
+pub const PROGRAM: &str = RestartSettings::GROUP;
 pub const LOCK_FILE: &str = "restart.lock";
 
 /// What one invocation did; its exit code tells keepalived's log.
@@ -72,7 +72,7 @@ pub enum Liveness {
     Dead(String),
 }
 
-pub fn liveness(s: &Settings) -> Liveness {
+pub fn liveness(s: &RestartSettings) -> Liveness {
     match s
         .login()
         .connect(s.connect_timeout)
@@ -87,7 +87,7 @@ pub fn liveness(s: &Settings) -> Liveness {
 
 /// `file_args`: our option-file flags, passed on to the notify hook when a restarted
 /// server on the node holding the VIP must be promoted again.
-pub fn run(s: &Settings, log: &Logger, file_args: &[String]) -> Result<Outcome, String> {
+pub fn run(s: &RestartSettings, log: &Logger, file_args: &[String]) -> Result<Outcome, String> {
     lock::ensure_dir(&s.runtime_dir)?;
     log.check_usable()?;
     // Single flight: a copy that finds the lock held reports what that one recorded.
@@ -242,7 +242,7 @@ pub fn run(s: &Settings, log: &Logger, file_args: &[String]) -> Result<Outcome, 
 
 /// Whether this node is the active one: the VIP when configured, else the role the
 /// notify hook recorded.
-fn holds_vip(s: &Settings) -> bool {
+fn holds_vip(s: &RestartSettings) -> bool {
     crate::role::detect(s).0 == crate::role::Role::Active
 }
 
@@ -268,7 +268,13 @@ fn repromote(log: &Logger, file_args: &[String]) {
 /// only then confirmed (`stop_issued`). A run killed in between leaves an unconfirmed
 /// give-up, and the next run issues the stop again: a second `systemctl stop` is
 /// harmless, a missing one is not.
-fn give_up(s: &Settings, log: &Logger, st: &mut RestartState, now: f64, reason: String) -> Outcome {
+fn give_up(
+    s: &RestartSettings,
+    log: &Logger,
+    st: &mut RestartState,
+    now: f64,
+    reason: String,
+) -> Outcome {
     let stop = command::display(&s.stop_command);
     let msg = format!("{reason}; withdrawing this node: {stop}");
     log.log(Severity::Err, &msg);
@@ -288,7 +294,7 @@ fn give_up(s: &Settings, log: &Logger, st: &mut RestartState, now: f64, reason: 
     issue_stop(s, log, st, now)
 }
 
-fn issue_stop(s: &Settings, log: &Logger, st: &mut RestartState, now: f64) -> Outcome {
+fn issue_stop(s: &RestartSettings, log: &Logger, st: &mut RestartState, now: f64) -> Outcome {
     if let Err(e) = command::spawn_detached(&s.stop_command, None, &[]) {
         let stop = command::display(&s.stop_command);
         log.log(
@@ -303,12 +309,12 @@ fn issue_stop(s: &Settings, log: &Logger, st: &mut RestartState, now: f64) -> Ou
 
 /// Writes restart.json. Only the record before a restart must succeed (its caller
 /// checks); elsewhere a failure is logged and the run goes on.
-fn save(s: &Settings, st: &mut RestartState, now: f64) -> Result<(), String> {
+fn save(s: &RestartSettings, st: &mut RestartState, now: f64) -> Result<(), String> {
     st.updated = now;
     state::restart::file(s).save(st)
 }
 
-fn save_or_log(s: &Settings, log: &Logger, st: &mut RestartState, now: f64) {
+fn save_or_log(s: &RestartSettings, log: &Logger, st: &mut RestartState, now: f64) {
     if let Err(e) = save(s, st, now) {
         log.log(Severity::Err, &e);
     }
@@ -317,7 +323,7 @@ fn save_or_log(s: &Settings, log: &Logger, st: &mut RestartState, now: f64) {
 /// The configured restart command, or `systemctl --no-block restart` of the MariaDB or
 /// MySQL unit installed here. `--no-block`: we do not wait inside keepalived's process
 /// group for a restart that may take longer than the script timeout.
-pub fn restart_argv(s: &Settings) -> Result<Vec<String>, String> {
+pub fn restart_argv(s: &RestartSettings) -> Result<Vec<String>, String> {
     if let Some(a) = &s.restart_command {
         return Ok(a.clone());
     }
@@ -346,7 +352,7 @@ fn find_unit() -> Option<String> {
 }
 
 /// Clears the budget and any give-up, after an operator fixed the cause.
-pub fn reset(s: &Settings, log: &Logger) -> Result<(), String> {
+pub fn reset(s: &RestartSettings, log: &Logger) -> Result<(), String> {
     lock::ensure_dir(&s.runtime_dir)?;
     // A running copy finishes in well under a second; wait for it rather than race it.
     let wait = std::time::Instant::now() + Duration::from_secs(5);
@@ -376,7 +382,7 @@ pub fn reset(s: &Settings, log: &Logger) -> Result<(), String> {
 }
 
 /// `--status` for humans.
-pub fn status_text(s: &Settings, st: &RestartState) -> String {
+pub fn status_text(s: &RestartSettings, st: &RestartState) -> String {
     let now = now_unix();
     let window = s.restart_window.as_secs_f64();
     let used = st.attempts.iter().filter(|t| now - **t < window).count();

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Settings;
+use crate::config::Common;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -27,7 +27,7 @@ pub enum RoleSource {
 
 /// The role now: with `vip` set, whether this host holds it; otherwise the state the
 /// notify hook last acted on; with neither, standby.
-pub fn detect(s: &Settings) -> (Role, RoleSource) {
+pub fn detect(s: &Common) -> (Role, RoleSource) {
     if let Some(vip) = s.vip {
         let role = if local_addresses().contains(&vip) {
             Role::Active

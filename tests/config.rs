@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{check_bin, write_private};
-use keepalived_mysql::config::{FileChoice, Settings};
+use keepalived_mysql::config::{CheckSettings, FileChoice, Program};
 use keepalived_mysql::optfile;
 
 const GROUPS: [&str; 3] = ["client", "keepalived-mysql", "keepalived-mysql-check"];
@@ -100,12 +100,12 @@ fn cnf(dir: &Path, body: &str) -> PathBuf {
     p
 }
 
-fn load(file: &Path, flags: &[(&str, String)]) -> Result<Settings, String> {
+fn load(file: &Path, flags: &[(&str, String)]) -> Result<CheckSettings, String> {
     let choice = FileChoice {
         defaults_file: Some(file.to_path_buf()),
         ..FileChoice::default()
     };
-    Settings::load(&choice, "keepalived-mysql-check", flags).map_err(|e| e.to_string())
+    CheckSettings::load(&choice, flags).map_err(|e| e.to_string())
 }
 
 #[test]

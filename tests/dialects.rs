@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use keepalived_mysql::check::judge;
-use keepalived_mysql::config::Settings;
+use keepalived_mysql::config::CheckSettings;
 use keepalived_mysql::dialect::{Dialect, ThreadState};
 use keepalived_mysql::probe::Observation;
 use keepalived_mysql::role::{Role, RoleSource};
@@ -47,9 +47,9 @@ fn verdict(
         ..Observation::default()
     };
     // Lag from Seconds_Behind_*, as these captures carry it.
-    let s = Settings {
+    let s = CheckSettings {
         heartbeat_table: None,
-        ..Settings::default()
+        ..CheckSettings::default()
     };
     let v = judge(&s, (role, RoleSource::Vip), obs);
     (status, v.class, v.reason)

@@ -154,12 +154,13 @@ fn shipped_config_lists_only_real_keys() {
     let f = dir.path().join("k.cnf");
     common::write_private(&f, &uncommented);
     let entries = keepalived_mysql::optfile::read_file(&f).unwrap();
-    for program in [
-        "keepalived-mysql-check",
-        "keepalived-mysql-restart",
-        "keepalived-mysql-notify",
-    ] {
-        keepalived_mysql::config::Settings::from_entries(&entries, program, &[])
-            .unwrap_or_else(|e| panic!("{program}: {e}"));
+    use keepalived_mysql::config::{CheckSettings, NotifySettings, Program, RestartSettings};
+    let loads = [
+        CheckSettings::from_entries(&entries, &[]).map(|_| ()),
+        RestartSettings::from_entries(&entries, &[]).map(|_| ()),
+        NotifySettings::from_entries(&entries, &[]).map(|_| ()),
+    ];
+    for (program, r) in ["check", "restart", "notify"].iter().zip(loads) {
+        r.unwrap_or_else(|e| panic!("{program}: {e}"));
     }
 }

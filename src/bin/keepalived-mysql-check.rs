@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use keepalived_mysql::check::{self, Caller, PROGRAM};
 use keepalived_mysql::cli::{self, CommonArgs, Format};
+use keepalived_mysql::config::CheckSettings;
 use keepalived_mysql::log::Logger;
 use keepalived_mysql::verdict::exit_code_summary;
 
@@ -23,7 +24,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let (cli, settings) = match cli::start(PROGRAM, |c: &Cli| {
+    let (cli, settings): (Cli, CheckSettings) = match cli::start(|c: &Cli| {
         let extra = c
             .on_too_many_connections
             .clone()

@@ -3,6 +3,7 @@ use std::thread;
 
 use clap::Parser;
 use keepalived_mysql::cli::{self, CommonArgs, NotifyArgs};
+use keepalived_mysql::config::NotifySettings;
 use keepalived_mysql::log::{Logger, Severity};
 use keepalived_mysql::notify::{self, Outcome, VrrpState, PROGRAM, STOP_BUDGET};
 use keepalived_mysql::verdict::Class;
@@ -36,10 +37,11 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let (cli, settings) = match cli::start(PROGRAM, |c: &Cli| (&c.common, c.notify.overrides())) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let (cli, settings): (Cli, NotifySettings) =
+        match cli::start(|c: &Cli| (&c.common, c.notify.overrides())) {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
     let event = match notify::parse_event(&cli.event) {
         Ok(e) => e,
         Err(e) => {

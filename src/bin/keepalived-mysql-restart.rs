@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use keepalived_mysql::cli::{self, CommonArgs, RestartArgs};
+use keepalived_mysql::config::RestartSettings;
 use keepalived_mysql::log::{Logger, Severity};
 use keepalived_mysql::restart::{self, Outcome, PROGRAM};
 use keepalived_mysql::state::restart::{file as restart_state, Phase};
@@ -43,10 +44,11 @@ enum StatusFormat {
 }
 
 fn main() -> ExitCode {
-    let (cli, settings) = match cli::start(PROGRAM, |c: &Cli| (&c.common, c.restart.overrides())) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let (cli, settings): (Cli, RestartSettings) =
+        match cli::start(|c: &Cli| (&c.common, c.restart.overrides())) {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
     let log = Logger::new(PROGRAM, &settings);
     if cli.status {
         let st = restart_state(&settings).load().unwrap_or_default();

@@ -4,13 +4,13 @@
 use serde::{Deserialize, Serialize};
 
 use super::StateFile;
-use crate::config::Settings;
+use crate::config::Common;
 use crate::dialect::Dialect;
 use crate::verdict::Verdict;
 
 pub const FILE: &str = "check.json";
 
-pub fn file(s: &Settings) -> StateFile<CheckState> {
+pub fn file(s: &Common) -> StateFile<CheckState> {
     StateFile::new(s.state_path(FILE))
 }
 

@@ -5,11 +5,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::StateFile;
-use crate::config::Settings;
+use crate::config::Common;
 
 pub const FILE: &str = "notify.json";
 
-pub fn file(s: &Settings) -> StateFile<NotifyRecord> {
+pub fn file(s: &Common) -> StateFile<NotifyRecord> {
     StateFile::new(s.state_path(FILE))
 }
 

@@ -4,11 +4,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::StateFile;
-use crate::config::Settings;
+use crate::config::Common;
 
 pub const FILE: &str = "restart.json";
 
-pub fn file(s: &Settings) -> StateFile<RestartState> {
+pub fn file(s: &Common) -> StateFile<RestartState> {
     StateFile::new(s.state_path(FILE))
 }
 
