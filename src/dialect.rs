@@ -102,6 +102,11 @@ impl Dialect {
         }
     }
 
+    /// The replica status in a result set; `None` when the server is not a replica.
+    pub fn status_from(&self, set: &crate::wire::ResultSet) -> Option<ReplicaStatus> {
+        set.rows.first().map(|_| self.parse_status(&set.first_row()))
+    }
+
     /// Interprets one row of the replica status, given as column name -> value.
     pub fn parse_status(&self, row: &HashMap<String, Option<String>>) -> ReplicaStatus {
         let text = |name: &str| row.get(name).cloned().flatten().unwrap_or_default();

@@ -1047,16 +1047,9 @@ fn wait_applied(ctx: &Ctx, conn: &mut Connection, deadline: Instant) -> Result<(
     loop {
         let status: Result<ResultSet, WireError> = conn.query(d.replica_status_sql());
         let status = status.map_err(|e| format!("replica status: {e}"))?;
-        let Some(row) = status.rows.first() else {
+        let Some(r) = d.status_from(&status) else {
             return Ok(());
         };
-        let map = status
-            .columns
-            .iter()
-            .cloned()
-            .zip(row.iter().cloned())
-            .collect();
-        let r = d.parse_status(&map);
         if r.last_sql_errno != 0 {
             return Err(format!(
                 "replication SQL thread error {}: {} (data diverged, catch-up impossible)",

@@ -1,7 +1,6 @@
 //! The check's request to the local mysqld: one batched status request, and the write
 //! probe on the active node. Connecting and error classes live in `connection`.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +8,7 @@ use std::time::Duration;
 use crate::config::HeartbeatTable;
 use crate::connection::{classify, ConnError, Connection};
 use crate::dialect::{Dialect, Flavor, ReplicaStatus};
-use crate::wire::{Conn, ResultSet, WireError};
+use crate::wire::{Conn, WireError};
 
 /// What the probe is waiting for, so that a deadline can say what hung.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,10 +111,7 @@ pub fn observe(
     let mut obs = Observation {
         server_id: vars.get(0, "id").and_then(|v| v.parse().ok()).unwrap_or(0),
         read_only: vars.get(0, "ro") == Some("1"),
-        replica: status
-            .rows
-            .first()
-            .map(|_| dialect.parse_status(&row_map(&status))),
+        replica: dialect.status_from(&status),
         dialect: Some(dialect.clone()),
         ..Observation::default()
     };
@@ -152,11 +148,6 @@ pub fn observe(
     }
     stage.set(Stage::Done);
     Ok(obs)
-}
-
-fn row_map(set: &ResultSet) -> HashMap<String, Option<String>> {
-    let row = set.rows.first().cloned().unwrap_or_default();
-    set.columns.iter().cloned().zip(row).collect()
 }
 
 fn write_error(e: &WireError) -> String {

@@ -113,6 +113,12 @@ impl ResultSet {
         let i = self.columns.iter().position(|c| c == col)?;
         self.rows.get(row)?.get(i)?.as_deref()
     }
+
+    /// The first row as column name -> value (empty without rows).
+    pub fn first_row(&self) -> std::collections::HashMap<String, Option<String>> {
+        let row = self.rows.first().cloned().unwrap_or_default();
+        self.columns.iter().cloned().zip(row).collect()
+    }
 }
 
 pub struct Conn {
