@@ -90,6 +90,16 @@ impl Dialect {
         }
     }
 
+    /// Everything this server has applied, from its own clients or replicated, as a
+    /// GTID position/set (MariaDB's binlog position lacks replicated transactions
+    /// without log_slave_updates).
+    pub fn executed_gtid_sql(&self) -> &'static str {
+        match self.flavor {
+            Flavor::MariaDB => "SELECT @@gtid_current_pos AS pos",
+            Flavor::MySQL => "SELECT @@gtid_executed AS pos",
+        }
+    }
+
     /// Waits (inside the server) until `pos` is applied here; the result is 0 when it
     /// is, non-zero on timeout.
     pub fn gtid_wait_sql(&self, pos: &str, timeout: f64) -> String {
@@ -104,7 +114,9 @@ impl Dialect {
 
     /// The replica status in a result set; `None` when the server is not a replica.
     pub fn status_from(&self, set: &crate::wire::ResultSet) -> Option<ReplicaStatus> {
-        set.rows.first().map(|_| self.parse_status(&set.first_row()))
+        set.rows
+            .first()
+            .map(|_| self.parse_status(&set.first_row()))
     }
 
     /// Interprets one row of the replica status, given as column name -> value.

@@ -352,7 +352,8 @@ fn find_unit() -> Option<String> {
 }
 
 /// Clears the budget and any give-up, after an operator fixed the cause.
-pub fn reset(s: &RestartSettings, log: &Logger) -> Result<(), String> {
+/// Clears the give-up and the budget; returns what was cleared.
+pub fn reset(s: &RestartSettings, log: &Logger) -> Result<RestartState, String> {
     lock::ensure_dir(&s.runtime_dir)?;
     // A running copy finishes in well under a second; wait for it rather than race it.
     let wait = std::time::Instant::now() + Duration::from_secs(5);
@@ -368,6 +369,7 @@ pub fn reset(s: &RestartSettings, log: &Logger) -> Result<(), String> {
         }
         Err(LockError::Io(e)) => return Err(e),
     };
+    let before = state::restart::file(s).load().unwrap_or_default();
     let now = now_unix();
     let mut st = RestartState {
         reason: Some("reset by operator".into()),
@@ -376,9 +378,13 @@ pub fn reset(s: &RestartSettings, log: &Logger) -> Result<(), String> {
     save(s, &mut st, now)?;
     log.log(
         Severity::Notice,
-        "restart budget and state reset by operator",
+        &format!(
+            "restart budget and state reset by operator (was {}, {} attempts recorded)",
+            before.phase.name(),
+            before.attempts.len()
+        ),
     );
-    Ok(())
+    Ok(before)
 }
 
 /// `--status` for humans.

@@ -62,7 +62,7 @@ fn main() -> ExitCode {
     }
     if cli.reset {
         return match restart::reset(&settings, &log) {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("{PROGRAM}: {e}");
                 ExitCode::from(1)

@@ -44,6 +44,16 @@ pub struct RestartState {
     pub updated: f64,
 }
 
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Idle => "idle",
+            Phase::Restarting => "restarting",
+            Phase::GaveUp => "gave-up",
+        }
+    }
+}
+
 impl RestartState {
     /// A restart whose readiness window is still open.
     pub fn in_flight(&self, now: f64) -> bool {

@@ -1,0 +1,366 @@
+//! `keepalived-mysql switchover`: a planned move of the VIP to the peer, with the same
+//! mechanism as a drain (the maintenance file fails this node's check, keepalived moves
+//! the VIP, the notify hooks demote and promote), checked before and watched after.
+//!
+//! Run on the node that holds the VIP. The drain file is the only thing it changes,
+//! and it is removed on every way out (done, timed out, refused after creating it,
+//! interrupted): with it gone both nodes are eligible again, keepalived keeps the VIP
+//! wherever it is by then, and the notify hooks keep read_only in step with it. So
+//! Ctrl-C at any point leaves a consistent pair.
+
+use std::fs;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::config::{CheckSettings, Endpoint, NotifySettings};
+use crate::dialect::Flavor;
+use crate::gtid;
+use crate::log::{Logger, Severity};
+use crate::role;
+use crate::state::{now_unix, rfc3339};
+
+use super::status::{read_server, ServerView};
+
+pub struct Options {
+    /// From the drain to a writable peer on the VIP.
+    pub timeout: Duration,
+    /// How long the VIP must stay on the peer after the drain file is removed.
+    pub settle: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Done,
+    Refused,
+    TimedOut,
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Done => 0,
+            Outcome::Refused => super::REFUSED,
+            Outcome::TimedOut => super::TIMED_OUT,
+            Outcome::Interrupted => super::INTERRUPTED,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// Milliseconds since the drain file was created (negative: before).
+    pub at_ms: f64,
+    pub what: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub outcome: Outcome,
+    pub message: String,
+    pub started: String,
+    pub timeline: Vec<Step>,
+    /// Writes through the VIP were refused or unanswered for at most this long (the
+    /// time between the last poll that found the VIP writable on this node and the
+    /// first that found it writable on the peer; polls are 50 ms apart).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_unavailable_ms: Option<f64>,
+}
+
+const POLL: Duration = Duration::from_millis(50);
+
+/// Why the peer may not take over now; empty when it may.
+pub fn refusals(
+    check: &CheckSettings,
+    notify: &NotifySettings,
+) -> (Vec<String>, Option<ServerView>, Option<ServerView>) {
+    let mut no = Vec::new();
+    let Some(vip) = check.vip else {
+        return (
+            vec!["vip is not set: cannot tell which node holds the VIP".into()],
+            None,
+            None,
+        );
+    };
+    let Some(peer_login) = notify.peer_login() else {
+        return (
+            vec!["peer-host is not set: cannot check the peer".into()],
+            None,
+            None,
+        );
+    };
+    if !role::local_addresses().contains(&vip) {
+        no.push(format!(
+            "this node does not hold the VIP {vip}: run the switchover on the node that does"
+        ));
+    }
+    if check.maintenance_file.exists() {
+        no.push(format!(
+            "the drain file {} is already present: a drain or switchover is under way",
+            check.maintenance_file.display()
+        ));
+    }
+    let t = notify.connect_timeout;
+    let local = read_server(&check.login(), t);
+    let peer = read_server(&peer_login, t);
+    if let Some(e) = &peer.error {
+        no.push(format!("the peer cannot be read: {e}"));
+    } else {
+        if peer.read_only != Some(true) {
+            no.push(
+                "the peer is writable already: two writers (see keepalived-mysql status)".into(),
+            );
+        }
+        for p in peer.replication_problems(check.max_lag) {
+            no.push(format!("the peer is not an eligible standby: {p}"));
+        }
+        if local.reachable() {
+            match missing_here(check, &local, &peer) {
+                Ok(m) if m.is_empty() => {}
+                Ok(m) => no.push(format!(
+                    "diverged: the peer has transactions this node lacks: {}",
+                    m.join(", ")
+                )),
+                Err(e) => no.push(format!("cannot compare GTID positions: {e}")),
+            }
+        }
+    }
+    (no, Some(local), Some(peer))
+}
+
+/// Transactions the peer has that this node lacks (errant on the peer, or our
+/// replication from it is behind: either way, promoting it would fork the data).
+fn missing_here(
+    check: &CheckSettings,
+    local: &ServerView,
+    peer: &ServerView,
+) -> Result<Vec<String>, String> {
+    let (Some(ours), Some(theirs)) = (&local.gtid, &peer.gtid) else {
+        return Ok(Vec::new());
+    };
+    let flavor = local
+        .version
+        .as_deref()
+        .map(|v| crate::dialect::Dialect::from_version(v).flavor);
+    if flavor == Some(Flavor::MySQL) {
+        let mut conn = check
+            .login()
+            .connect(check.connect_timeout)
+            .map_err(|e| e.msg)?;
+        let theirs = theirs.replace(['\'', '\\'], "");
+        let r = conn
+            .query(&format!(
+                "SELECT GTID_SUBTRACT('{theirs}', @@gtid_executed) AS d"
+            ))
+            .map_err(|e| e.to_string())?;
+        let d = r.get(0, "d").unwrap_or("").trim().to_string();
+        return Ok(if d.is_empty() { Vec::new() } else { vec![d] });
+    }
+    Ok(gtid::mariadb_ahead(
+        &gtid::parse_mariadb(theirs)?,
+        &gtid::parse_mariadb(ours)?,
+    ))
+}
+
+/// Runs the switchover. `interrupted` is polled between steps.
+pub fn run(
+    check: &CheckSettings,
+    notify: &NotifySettings,
+    opts: &Options,
+    log: &Logger,
+    interrupted: &dyn Fn() -> bool,
+) -> Report {
+    let started = now_unix();
+    let mut report = Report {
+        outcome: Outcome::Refused,
+        message: String::new(),
+        started: rfc3339(started),
+        timeline: Vec::new(),
+        write_unavailable_ms: None,
+    };
+    let (no, local, peer) = refusals(check, notify);
+    if !no.is_empty() {
+        report.message = format!("refused: {}", no.join("; "));
+        return report;
+    }
+    let (local, peer) = (local.unwrap_or_default(), peer.unwrap_or_default());
+    let vip = check.vip.expect("checked by refusals");
+    let drain = &check.maintenance_file;
+    let body = format!(
+        "switchover by keepalived-mysql (pid {}, user {}) at {}\n",
+        std::process::id(),
+        crate::files::whoami(),
+        rfc3339(started)
+    );
+    // create_new: two operators starting a switchover at once cannot both own it.
+    let created = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(drain)
+        .and_then(|mut f| f.write_all(body.as_bytes()));
+    if let Err(e) = created {
+        report.message = format!(
+            "refused: cannot create the drain file {}: {e}",
+            drain.display()
+        );
+        return report;
+    }
+    let t0 = Instant::now();
+    let step = |report: &mut Report, what: String| {
+        report.timeline.push(Step {
+            at_ms: t0.elapsed().as_secs_f64() * 1000.0,
+            what,
+        });
+    };
+    log.log(
+        Severity::Notice,
+        &format!(
+            "switchover started by {}: drain file {} created; the VIP should move to server {}",
+            crate::files::whoami(),
+            drain.display(),
+            peer.server_id.unwrap_or(0)
+        ),
+    );
+    step(
+        &mut report,
+        format!("drain file created ({})", drain.display()),
+    );
+    let t = Duration::from_millis(300).min(notify.connect_timeout);
+    let peer_login = notify.peer_login().expect("checked by refusals");
+    let vip_login = notify.login_at(Endpoint::Tcp(vip, notify.port));
+    let (mut vip_left, mut local_ro, mut peer_rw, mut vip_on_peer) = (false, false, false, false);
+    let mut last_writable_here: Option<Instant> = local.writable().then_some(t0);
+    let deadline = t0 + opts.timeout;
+    let outcome = loop {
+        if interrupted() {
+            break Outcome::Interrupted;
+        }
+        if Instant::now() >= deadline {
+            break Outcome::TimedOut;
+        }
+        let polled = Instant::now();
+        if !vip_left && !role::local_addresses().contains(&vip) {
+            vip_left = true;
+            step(&mut report, "the VIP left this node".into());
+        }
+        if !local_ro && read_server(&check.login(), t).read_only == Some(true) {
+            local_ro = true;
+            step(&mut report, "this node is read-only".into());
+        }
+        if !peer_rw && read_server(&peer_login, t).writable() {
+            peer_rw = true;
+            step(&mut report, "the peer is writable".into());
+        }
+        let v = read_server(&vip_login, t);
+        if v.writable() && v.server_id.is_some() {
+            if v.server_id == local.server_id {
+                last_writable_here = Some(polled);
+            } else if v.server_id == peer.server_id && !vip_on_peer {
+                vip_on_peer = true;
+                report.write_unavailable_ms = last_writable_here
+                    .map(|l| polled.saturating_duration_since(l).as_secs_f64() * 1000.0);
+                step(
+                    &mut report,
+                    "writes open on the peer through the VIP".into(),
+                );
+            }
+        }
+        if vip_left && local_ro && peer_rw && vip_on_peer {
+            break Outcome::Done;
+        }
+        std::thread::sleep(POLL.saturating_sub(polled.elapsed()));
+    };
+    let removed = fs::remove_file(drain);
+    step(
+        &mut report,
+        match &removed {
+            Ok(()) => "drain file removed".into(),
+            Err(e) => format!("cannot remove the drain file {}: {e}", drain.display()),
+        },
+    );
+    report.outcome = outcome;
+    report.message = match outcome {
+        Outcome::Done => {
+            // Without nopreempt (or with a higher priority here) keepalived would take
+            // the VIP straight back once this node is eligible again: say so.
+            let settle_end = Instant::now() + opts.settle;
+            let mut back = false;
+            while Instant::now() < settle_end && !interrupted() {
+                if role::local_addresses().contains(&vip) {
+                    back = true;
+                    break;
+                }
+                std::thread::sleep(POLL);
+            }
+            if back {
+                report.outcome = Outcome::TimedOut;
+                step(&mut report, "the VIP came back to this node".into());
+                "the VIP came back to this node once it was eligible again: keepalived \
+                 preempts (set nopreempt and state BACKUP on both nodes)"
+                    .to_string()
+            } else {
+                format!(
+                    "done: server {} holds the VIP and is writable, this node is read-only{}",
+                    peer.server_id.unwrap_or(0),
+                    report
+                        .write_unavailable_ms
+                        .map(|ms| format!("; writes were unavailable for at most {ms:.0} ms"))
+                        .unwrap_or_default()
+                )
+            }
+        }
+        Outcome::TimedOut => format!(
+            "timed out after {}: {}; drain file removed, keepalived keeps the VIP where it is \
+             (see keepalived-mysql status). If the VIP never left, is the peer's check \
+             failing (its drain file, replication) or its keepalived stopped?",
+            humantime::format_duration(opts.timeout),
+            pending(vip_left, local_ro, peer_rw, vip_on_peer)
+        ),
+        Outcome::Interrupted => format!(
+            "interrupted: {}; drain file removed, the pair stays consistent (see \
+             keepalived-mysql status)",
+            pending(vip_left, local_ro, peer_rw, vip_on_peer)
+        ),
+        Outcome::Refused => unreachable!("refusals return early"),
+    };
+    if removed.is_err() {
+        report.message.push_str(&format!(
+            "; the drain file {} is still there: remove it by hand",
+            drain.display()
+        ));
+    }
+    let sev = if report.outcome == Outcome::Done {
+        Severity::Notice
+    } else {
+        Severity::Warning
+    };
+    log.log(sev, &format!("switchover {}", report.message));
+    report
+}
+
+fn pending(vip_left: bool, local_ro: bool, peer_rw: bool, vip_on_peer: bool) -> String {
+    let waiting: Vec<&str> = [
+        (vip_left, "the VIP to leave this node"),
+        (local_ro, "this node to be read-only"),
+        (peer_rw, "the peer to be writable"),
+        (vip_on_peer, "writes through the VIP on the peer"),
+    ]
+    .into_iter()
+    .filter(|(done, _)| !done)
+    .map(|(_, w)| w)
+    .collect();
+    format!("still waiting for {}", waiting.join(", "))
+}
+
+pub fn text(r: &Report) -> String {
+    let mut out = String::new();
+    for s in &r.timeline {
+        out.push_str(&format!("{:>8.0} ms  {}\n", s.at_ms, s.what));
+    }
+    out.push_str(&r.message);
+    out.push('\n');
+    out
+}
