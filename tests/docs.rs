@@ -71,6 +71,40 @@ fn man_pages_match_help() {
     }
 }
 
+/// The operator's command: its man page's OPTIONS are the flags of all its
+/// subcommands, and its EXIT STATUS the codes its --help lists.
+#[test]
+fn operator_man_page_matches_help() {
+    let bin = common::notify_bin().with_file_name("keepalived-mysql");
+    let mut from_help = BTreeSet::new();
+    for sub in ["status", "switchover", "history", "reset", "lint"] {
+        let out = Command::new(&bin).args([sub, "--help"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        from_help.extend(long_flags(&text[text.find("Options:").expect(sub)..]));
+    }
+    let top = help(&bin);
+    from_help.extend(long_flags(
+        &top[top.find("Options:").unwrap()..top.find("Exit codes:").unwrap()],
+    ));
+    let page_text = read("man/keepalived-mysql.1");
+    let from_man = long_flags(&section(&page_text, "OPTIONS").replace("\\-", "-"));
+    assert_eq!(from_man, from_help, "keepalived-mysql.1 OPTIONS vs --help");
+    for sub in ["status", "switchover", "history", "reset", "lint"] {
+        assert!(
+            page_text.contains(&format!(".B {sub}\n")),
+            "{sub} described"
+        );
+    }
+    let help = help(&bin);
+    let exit_at = help.find("Exit codes:").expect("exit codes in --help");
+    let help_codes: BTreeSet<u8> = help[exit_at + 11..]
+        .split(", ")
+        .filter_map(|c| c.trim().split(' ').next()?.parse().ok())
+        .collect();
+    assert!(help_codes.len() > 10, "{help_codes:?}");
+    assert_eq!(exit_table(&page_text), help_codes, "EXIT STATUS vs --help");
+}
+
 fn exit_table(page: &str) -> BTreeSet<u8> {
     section(page, "EXIT STATUS")
         .lines()

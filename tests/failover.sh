@@ -44,11 +44,36 @@ set_restart() { # node command: change the node's restart-command
     sed -i "s|^restart-command .*|restart-command         = $2|" "/etc/netns/$1/keepalived-mysql/keepalived-mysql.cnf"
 }
 
+# Safety over the whole scenario, not only at its end: both nodes' read_only, sampled
+# every 100 ms in the background ("time node1 node2", each ON, OFF or down).
+sampler_start() {
+    : > "$LAB/ro.samples"
+    (
+        while [ ! -e "$LAB/sampler.stop" ]; do
+            echo "$EPOCHREALTIME $(ro node1) $(ro node2)" >> "$LAB/ro.samples"
+            sleep 0.1
+        done
+    ) &
+    SAMPLER=$!
+}
+sampler_stop() {
+    [ -n "${SAMPLER:-}" ] || return 0
+    touch "$LAB/sampler.stop" 2>/dev/null || kill "$SAMPLER" 2>/dev/null
+    wait "$SAMPLER" 2>/dev/null || true
+    SAMPLER=""
+    rm -f "$LAB/sampler.stop"
+}
+never_two_writers() { # no sample saw both nodes writable
+    [ -s "$LAB/ro.samples" ] && ! awk '$2 == "OFF" && $3 == "OFF" {found = 1} END {exit !found}' "$LAB/ro.samples"
+}
+
 # Ends a scenario: stop the client, check the invariants, record the figures.
 finish() { # name
     local name=$1 h
     sleep 1
     writer_stop
+    sampler_stop
+    expect "$name: never two writable nodes ($(wc -l < "$LAB/ro.samples") samples of both over the run)" never_two_writers
     h=$(holder || true)
     local line
     line=$(report "${h:-node1}")
@@ -76,6 +101,7 @@ start() { # up options...
         return 1
     fi
     writer_start
+    sampler_start
     sleep 2
 }
 
@@ -166,6 +192,8 @@ scenario_broken_standby() {
     expect "broken: $b never takes the VIP (nobody holds it: the safe outcome)" [ -z "$(holder || true)" ]
     expect "broken: $b says why, loudly" grep -q "FAIL replication" "$LAB/$b/keepalived-mysql.log"
     writer_stop
+    sampler_stop
+    expect "broken: never two writable nodes over the whole run" never_two_writers
     printf '| %s | %s | %s | %s | %s |\n' "standby with broken SQL thread, active fails" \
         "never (nobody takes the VIP)" "until repaired" "-" "-" >> "$REPORT"
 }
@@ -181,6 +209,29 @@ scenario_drain() {
     expect "drain: $a is read-only" wait_for 10 read_only_standby "$a"
     finish "planned switchover (drain file)"
     expect "drain: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
+}
+
+scenario_switchover() {
+    echo "# planned switchover with keepalived-mysql switchover"
+    start || return
+    local a b rc; a=$(holder); b=$(other "$a")
+    expect "switchover: status on $a says healthy pair" wait_for 15 sh -c \
+        "ip netns exec $a keepalived-mysql status | head -n 1 | grep -qx 'healthy pair'"
+    ip netns exec "$b" keepalived-mysql switchover --dry-run > "$LAB/dry.out" 2>&1; rc=$?
+    expect "switchover: refused on the standby $b (exit 42, does not hold the VIP)" \
+        sh -c "[ $rc = 42 ] && grep -q 'does not hold the VIP' '$LAB/dry.out'"
+    fault_now
+    ip netns exec "$a" keepalived-mysql switchover --wait 30s --format json > "$LAB/switchover.json"; rc=$?
+    expect "switchover: exit 0 ($(grep -o '"message": "[^"]*' "$LAB/switchover.json" | cut -c13-))" [ "$rc" = 0 ]
+    expect "switchover: the VIP is on $b" holder_is "$b"
+    expect "switchover: $b writable, $a read-only" sh -c "[ $(ro "$b") = OFF ] && [ $(ro "$a") = ON ]"
+    expect "switchover: the drain file is gone" [ ! -e "$LAB/$a/maintenance" ]
+    expect "switchover: it measured the write unavailability" grep -q '"write_unavailable_ms": [0-9]' "$LAB/switchover.json"
+    expect "switchover: writes flow through $b" wait_for 15 writes_via "$b"
+    finish "planned switchover (keepalived-mysql switchover)"
+    expect "switchover: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
+    expect "switchover: status on $b says healthy pair afterwards" wait_for 15 sh -c \
+        "ip netns exec $b keepalived-mysql status | head -n 1 | grep -qx 'healthy pair'"
 }
 
 scenario_demotion_kills_sessions() {
@@ -230,10 +281,11 @@ deps
 export LAB_SKIP_DEPS=1
 # SCENARIOS="drain sigstop" tests/failover.sh runs a subset.
 ALL=(crash_hold_on crash_hold_off crash_no_restart sigstop sigstop_hold_on broken_standby drain
-    demotion_kills_sessions hard_crash_async hard_crash_semi)
+    switchover demotion_kills_sessions hard_crash_async hard_crash_semi)
 if [ -n "${SCENARIOS:-}" ]; then read -r -a ALL <<< "$SCENARIOS"; fi
 for s in "${ALL[@]}"; do
     "scenario_$s"
+    sampler_stop
     down >/dev/null 2>&1
 done
 echo

@@ -70,6 +70,28 @@ sed "s|/usr/sbin/keepalived-mysql-check|$tmp/unsafe.sh|" "$tmp/strict.conf" > "$
 keepalived -t -f "$tmp/unsafe.conf" -i node1 > "$tmp/out" 2>&1 && rc=0 || rc=$?
 check "control: keepalived -t flags a writable script" sh -c "[ $rc -ne 0 ] && grep -qi insecure '$tmp/out'"
 
+# The operator's command, for the script user's group too.
+is "operator command owner and mode" "$(stat -c '%U:%G %a' /usr/bin/keepalived-mysql)" "root:root 755"
+is "operator command --version" "$(/usr/bin/keepalived-mysql --version)" "keepalived-mysql $version"
+check "man page keepalived-mysql(1)" man -w 1 keepalived-mysql
+# lint passes the installed sample with the installed option file, and catches a trap.
+check "lint: the sample config is clean" /usr/bin/keepalived-mysql lint "$ex" --config-id node1
+sed '/enable_script_security/d' "$ex" > "$tmp/nosec.conf"
+/usr/bin/keepalived-mysql lint "$tmp/nosec.conf" --config-id node1 > "$tmp/out" 2>&1 && rc=0 || rc=$?
+check "lint: a config without script security is an error (exit 45)" \
+    sh -c "[ $rc = 45 ] && grep -q 'enable_script_security is not set' '$tmp/out'"
+# postinst runs lint as a warning only: a trap in keepalived.conf is reported, and the
+# upgrade still succeeds.
+ka=/etc/keepalived/keepalived.conf
+ka_saved=""
+[ -e "$ka" ] && { ka_saved=$tmp/keepalived.conf.saved; cp -p "$ka" "$ka_saved"; }
+install -d /etc/keepalived
+cp "$tmp/nosec.conf" "$ka"
+out=$(DEBIAN_FRONTEND=noninteractive apt-get install --reinstall -y -o Dpkg::Options::=--force-confold "./$deb" 2>&1) && rc=0 || rc=$?
+is "postinst lint: the upgrade succeeds despite a trap" "$rc" 0
+check "postinst lint: the trap is reported" sh -c "echo \"\$1\" | grep -q 'enable_script_security is not set'" _ "$out"
+if [ -n "$ka_saved" ]; then cp -p "$ka_saved" "$ka"; else rm -f "$ka"; fi
+
 # An administrator's edit survives a reinstall (conffile), and so do owner and mode.
 echo "# local edit $$" >> "$conf"
 check "reinstall over an edited conffile" apt_ install --reinstall "./$deb"
@@ -77,7 +99,7 @@ check "edit kept" grep -q "# local edit $$" "$conf"
 is "mode kept" "$(stat -c '%U:%G %a' "$conf")" "root:keepalived_script 640"
 
 check "remove" apt_ remove keepalived-mysql
-check "binaries gone after remove" sh -c '! [ -e /usr/sbin/keepalived-mysql-check ]'
+check "binaries gone after remove" sh -c '! [ -e /usr/sbin/keepalived-mysql-check ] && ! [ -e /usr/bin/keepalived-mysql ]'
 check "conffile kept after remove" test -e "$conf"
 check "purge" apt_ purge keepalived-mysql
 check "config dir gone after purge" sh -c '! [ -e /etc/keepalived-mysql ]'

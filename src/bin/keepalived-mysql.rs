@@ -10,10 +10,11 @@ use keepalived_mysql::ops::{self, history, lint, status, switchover, PROGRAM};
 use keepalived_mysql::restart;
 use keepalived_mysql::state::rfc3339;
 
-const EXIT_CODES: &str = "Exit codes: 0 ok, 1 internal error, 2 bad command line, 3 \
-configuration error, 4 option file open to others; status: 40 degraded, 41 danger (two \
-writable nodes); switchover: 42 refused, 43 timed out, 44 interrupted; lint: 45 errors \
-found; reset: 46 not written. See keepalived-mysql(1).";
+const EXIT_CODES: &str = "Exit codes: 0 ok, 1 internal error, 2 bad command line, \
+3 configuration error, 4 option file open to other users, 40 degraded (status), 41 danger: \
+two writable nodes (status), 42 refused (switchover), 43 timed out or the VIP came back \
+(switchover), 44 interrupted (switchover), 45 errors found (lint), 46 state not written \
+(reset). See keepalived-mysql(1).";
 
 /// The operator's command for a keepalived-mysql pair: what the pair is doing and
 /// whether it is safe, a planned switchover, the history, and a configuration lint.
