@@ -531,7 +531,12 @@ fn demote(ctx: &Ctx, restart_args: &[String]) -> Outcome {
                 if ctx.event.state == VrrpState::Stop || Instant::now() > retry_until {
                     return Outcome::Unreachable;
                 }
-                sleep(Duration::from_secs(1));
+                // A hung server (Timeout) is asked again at once: our next login waits
+                // in its queue, so read_only lands the moment it resumes, before the
+                // clients queued behind us. A dead one (Down) is polled.
+                if e.class == Class::Down {
+                    sleep(Duration::from_millis(200));
+                }
                 if ctx.superseded() {
                     ctx.log.log(
                         Severity::Notice,

@@ -85,6 +85,20 @@ fn status_of_a_healthy_pair_then_a_broken_one_then_two_writers() {
     );
     b.exec("START SLAVE SQL_THREAD");
 
+    // The peer stops fetching from this node, which is up: degraded too (an IO thread
+    // that cannot reach a dead source is normal; one that does not fetch from a live one
+    // is not).
+    b.exec("STOP SLAVE IO_THREAD");
+    let r = ops(&node, &["status"]);
+    assert_eq!(r.code, 40, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("peer: replication IO thread"),
+        "{}",
+        r.stdout
+    );
+    b.exec("START SLAVE IO_THREAD");
+    b.wait_slave_field("Slave_IO_Running", "Yes", Duration::from_secs(30));
+
     // Both writable: the loudest verdict, whatever else is wrong.
     b.exec("SET GLOBAL read_only = 0");
     let r = ops(&node, &["status"]);
@@ -120,7 +134,10 @@ fn status_reports_an_unreachable_peer_and_a_missing_check() {
     );
     assert!(problems.contains("no replication configured"), "{problems}");
     assert_eq!(j["peer"]["class"], "down");
-    assert!(j["notes"].to_string().contains("no check.json"), "{j}");
+    assert!(
+        problems.contains("no check.json"),
+        "a node keepalived never checked: {problems}"
+    );
 }
 
 #[test]
@@ -156,6 +173,37 @@ fn switchover_refuses_an_ineligible_peer_and_changes_nothing() {
     );
     assert!(!drain.exists(), "a refused switchover leaves no drain file");
     b.exec("START SLAVE SQL_THREAD");
+
+    // The peer does not fetch from this node: its promotion could not catch up.
+    b.exec("STOP SLAVE IO_THREAD");
+    let r = ops(&node, &["switchover", "--dry-run"]);
+    assert_eq!(r.code, 42, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("not receiving from this node"),
+        "{}",
+        r.stdout
+    );
+    b.exec("START SLAVE IO_THREAD");
+    b.wait_slave_field("Slave_IO_Running", "Yes", Duration::from_secs(30));
+
+    // This node's own server cannot be read: what cannot be learned refuses.
+    let blind = NodeConfig::new(
+        &a,
+        true,
+        &format!(
+            "socket = /nonexistent/mysqld.sock\npeer-host = 127.0.0.1\npeer-port = {}\n",
+            b.port
+        ),
+    );
+    let r = ops(&blind, &["switchover", "--dry-run"]);
+    assert_eq!(r.code, 42, "{}", r.stdout);
+    assert!(
+        r.stdout.contains(
+            "this node's server cannot be read: cannot connect to /nonexistent/mysqld.sock"
+        ),
+        "{}",
+        r.stdout
+    );
 
     // The peer has a transaction this node never got (written there while our
     // replication from it was stopped): diverged, refused with the GTID.
@@ -360,6 +408,12 @@ fn lint_passes_the_sample_and_names_each_trap_with_its_line() {
             "tracked with weight 0",
         ),
         (
+            "a check that no instance tracks",
+            Box::new(|s| s.replace("        chk_mysql\n", "")),
+            "vrrp_script chk_mysql",
+            "is tracked by no vrrp_instance",
+        ),
+        (
             "nopreempt without state BACKUP",
             Box::new(|s| s.replace("    state BACKUP\n", "    state MASTER\n")),
             "    nopreempt",
@@ -420,8 +474,7 @@ fn lint_passes_the_sample_and_names_each_trap_with_its_line() {
         );
     }
 
-    // A script others can modify (keepalived would drop it), in an included file that
-    // applies to this config id only.
+    // A script others can modify (keepalived would drop it).
     fs::set_permissions(
         bin.join("keepalived-mysql-check"),
         fs::Permissions::from_mode(0o757),
@@ -441,6 +494,32 @@ fn lint_passes_the_sample_and_names_each_trap_with_its_line() {
     )
     .unwrap();
 
+    // No state line at all: keepalived starts such an instance as BACKUP, so
+    // nopreempt holds; priority 255 drops it.
+    let conf = keepalived_conf(tmp.path(), &bin, |s| s.replace("    state BACKUP\n", ""));
+    let r = lint(&node, &conf, "node1");
+    assert_eq!(r.code, 0, "no state line is BACKUP: {}", r.stdout);
+    let conf = keepalived_conf(tmp.path(), &bin, |s| {
+        s.replace("    @node1 priority 150\n", "    @node1 priority 255\n")
+    });
+    let r = lint(&node, &conf, "node1");
+    assert_eq!(r.code, 45, "{}", r.stdout);
+    assert!(r.stdout.contains("nopreempt needs"), "{}", r.stdout);
+    // @^node1: every node but node1.
+    let conf = keepalived_conf(tmp.path(), &bin, |s| {
+        s.replace(
+            "    nopreempt\n",
+            "    nopreempt\n    @^node1 state MASTER\n",
+        )
+    });
+    assert_eq!(
+        lint(&node, &conf, "node1").code,
+        0,
+        "@^node1 is not for node1"
+    );
+    assert_eq!(lint(&node, &conf, "node2").code, 45, "@^node1 is for node2");
+
+    // An included file that applies to one config id only.
     let inc = tmp.path().join("conf.d");
     fs::create_dir(&inc).unwrap();
     fs::write(

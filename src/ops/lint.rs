@@ -59,8 +59,9 @@ impl Item {
     fn arg(&self, i: usize) -> Option<&str> {
         self.words.get(i).map(String::as_str)
     }
+    /// The statement `key` in this block; repeated, the last wins (as in keepalived).
     fn find(&self, key: &str) -> Option<&Item> {
-        self.block.iter().find(|i| i.key() == key)
+        self.block.iter().rev().find(|i| i.key() == key)
     }
     fn number(&self, key: &str) -> Option<(f64, &Item)> {
         let i = self.find(key)?;
@@ -144,7 +145,8 @@ fn split_words(line: &str) -> Vec<String> {
                 // An empty quoted word is still a word.
                 words.push(std::mem::take(&mut cur));
             }
-            '#' | '!' if cur.is_empty() => break,
+            // keepalived cuts a comment anywhere outside quotes.
+            '#' | '!' => break,
             '{' | '}' => {
                 flush(&mut cur, &mut words);
                 words.push(c.to_string());
@@ -257,26 +259,30 @@ pub fn load(path: &Path, config_id: &str) -> Result<Vec<Item>, String> {
 /// The config id keepalived will use: `--config-id`/`-i` in /etc/default/keepalived's
 /// DAEMON_ARGS, else the host name (keepalived's own default).
 pub fn default_config_id() -> String {
-    let args = fs::read_to_string("/etc/default/keepalived").unwrap_or_default();
-    for line in args
+    config_id_from(
+        &fs::read_to_string("/etc/default/keepalived").unwrap_or_default(),
+        &fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default(),
+    )
+}
+
+/// The config id from /etc/default/keepalived's text, else the host name up to its
+/// first dot (as keepalived cuts it).
+fn config_id_from(defaults: &str, hostname: &str) -> String {
+    for line in defaults
         .lines()
         .filter(|l| l.trim_start().starts_with("DAEMON_ARGS"))
     {
-        let words = split_words(&line.replace(['=', '\''], " "));
+        let line = line.replace(['=', '\'', '"'], " ");
+        let words: Vec<&str> = line.split_whitespace().collect();
         for (i, w) in words.iter().enumerate() {
-            if let Some(v) = w.strip_prefix("--config-id=") {
-                return v.to_string();
-            }
-            if w == "--config-id" || w == "-i" {
+            if *w == "--config-id" || *w == "-i" {
                 if let Some(v) = words.get(i + 1) {
                     return v.to_string();
                 }
             }
         }
     }
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
+    hostname.trim().split('.').next().unwrap_or("").to_string()
 }
 
 /// The program a script line runs, and whether it is one of ours (by file name).
@@ -348,10 +354,11 @@ pub fn lint(items: &[Item], ctx: &Context) -> Vec<Finding> {
             None
         }
     };
-    let global = items.iter().find(|i| i.key() == "global_defs");
-    let security = global
-        .and_then(|g| g.find("enable_script_security"))
-        .is_some();
+    // Every global_defs block counts (keepalived merges them).
+    let globals: Vec<&Item> = items.iter().filter(|i| i.key() == "global_defs").collect();
+    let global = globals.first().copied();
+    let in_globals = |key: &str| globals.iter().find_map(|g| g.find(key));
+    let security = in_globals("enable_script_security").is_some();
     if !security {
         err(
             &global
@@ -362,8 +369,7 @@ pub fn lint(items: &[Item], ctx: &Context) -> Vec<Finding> {
                 .into(),
         );
     }
-    let script_user = global
-        .and_then(|g| g.find("script_user"))
+    let script_user = in_globals("script_user")
         .and_then(|i| i.arg(1).map(String::from))
         .unwrap_or_else(|| {
             // keepalived's default: keepalived_script when that user exists, else root.
@@ -443,16 +449,30 @@ pub fn lint(items: &[Item], ctx: &Context) -> Vec<Finding> {
                 warn(at, format!("{name}: the check needs no root (user root)"));
             }
         }
-        if s.ours.is_some() && s.user.as_deref() != Some("root") {
-            if let Some(why) = unreadable_by(ctx.option_file, &script_user) {
+        // Its own `user` line wins over script_user.
+        let runs_as = s.user.clone().unwrap_or_else(|| script_user.clone());
+        if s.ours.is_some() {
+            if let Some(why) = unreadable_by(ctx.option_file, &runs_as) {
                 err(
                     at,
                     format!(
-                        "{name} runs as {script_user}, who cannot read {}: {why}",
+                        "{name} runs as {runs_as}, who cannot read {}: {why}",
                         ctx.option_file.display()
                     ),
                 );
             }
+        }
+        let tracked = items
+            .iter()
+            .filter(|i| i.key() == "vrrp_instance")
+            .flat_map(|i| i.block.iter().filter(|b| b.key() == "track_script"))
+            .flat_map(|t| t.block.iter())
+            .any(|t| t.key() == *name);
+        if s.ours == Some(CHECK_BIN) && !tracked {
+            err(
+                at,
+                format!("{name} is tracked by no vrrp_instance: keepalived never runs it"),
+            );
         }
     }
     if checks == 0 {
@@ -465,21 +485,27 @@ pub fn lint(items: &[Item], ctx: &Context) -> Vec<Finding> {
     for inst in items.iter().filter(|i| i.key() == "vrrp_instance") {
         let name = inst.arg(1).unwrap_or("?");
         let nopreempt = inst.find("nopreempt");
-        let state = inst.find("state").and_then(|s| s.arg(1)).unwrap_or("");
+        // Without a state line keepalived starts as BACKUP, unless priority is 255;
+        // with state MASTER or priority 255 it drops nopreempt.
+        let state = inst.find("state").and_then(|s| s.arg(1));
+        let owner = inst.number("priority").is_some_and(|(p, _)| p >= 255.0);
         if let Some(np) = nopreempt {
-            if !state.eq_ignore_ascii_case("BACKUP") {
+            if state.is_some_and(|s| !s.eq_ignore_ascii_case("BACKUP")) || owner {
                 err(
                     &np.at,
                     format!(
-                        "{name}: nopreempt needs 'state BACKUP' (keepalived ignores it otherwise)"
+                        "{name}: nopreempt needs 'state BACKUP' and a priority below 255 \
+                         (keepalived ignores it otherwise)"
                     ),
                 );
             }
         }
+        let mut tracks_check = false;
         for t in inst
-            .find("track_script")
-            .map(|t| t.block.as_slice())
-            .unwrap_or(&[])
+            .block
+            .iter()
+            .filter(|b| b.key() == "track_script")
+            .flat_map(|b| b.block.iter())
         {
             let Some(s) = scripts.get(t.key()) else {
                 err(
@@ -490,9 +516,16 @@ pub fn lint(items: &[Item], ctx: &Context) -> Vec<Finding> {
             };
             // A weight on the track_script line overrides the script's own.
             let weight = match (t.arg(1), t.arg(2)) {
-                (Some("weight"), Some(w)) => w.parse().unwrap_or(s.weight),
+                (Some("weight"), Some(w)) => match w.parse() {
+                    Ok(w) => w,
+                    Err(_) => {
+                        err(&t.at, format!("{name}: weight '{w}' is not a number"));
+                        continue;
+                    }
+                },
                 _ => s.weight,
             };
+            tracks_check |= s.ours == Some(CHECK_BIN);
             match s.ours {
                 Some(CHECK_BIN) if weight != 0.0 && nopreempt.is_some() => err(
                     &t.at,
@@ -547,9 +580,31 @@ pub fn lint(items: &[Item], ctx: &Context) -> Vec<Finding> {
         }
         for n in &notifies {
             script_owner(program(&n.words[1..].join(" ")).0, &n.at, &mut err);
+            // A notify line may name its user after the script; else script_user.
+            let runs_as = n
+                .words
+                .get(2)
+                .cloned()
+                .unwrap_or_else(|| script_user.clone());
+            if let Some(why) = unreadable_by(ctx.option_file, &runs_as) {
+                err(
+                    &n.at,
+                    format!(
+                        "{name}: the notify hook runs as {runs_as}, who cannot read {}: {why}",
+                        ctx.option_file.display()
+                    ),
+                );
+            }
         }
-        if let (Some(st), Some(vips)) = (settings, inst.find("virtual_ipaddress")) {
-            if let Some(vip) = st.vip {
+        let vip = settings.and_then(|s| s.vip).filter(|_| tracks_check);
+        if let (Some(vip), None) = (vip, inst.find("virtual_ipaddress")) {
+            err(
+                &inst.at,
+                format!("{name}: tracks the check but has no virtual_ipaddress (vip is {vip})"),
+            );
+        }
+        if let Some(vips) = inst.find("virtual_ipaddress").filter(|_| tracks_check) {
+            if let Some(vip) = vip {
                 let listed: Vec<&str> = vips
                     .block
                     .iter()
@@ -697,6 +752,17 @@ mod tests {
         assert!(split_words("! all comment").is_empty());
         assert!(wildcard("*.conf", "a.conf"));
         assert!(!wildcard("*.conf", "a.conf.bak"));
+    }
+
+    #[test]
+    fn config_id_as_keepalived_finds_it() {
+        let d = |s: &str| config_id_from(s, "db1.example.org\n");
+        assert_eq!(d(""), "db1", "host name up to its first dot");
+        assert_eq!(d("DAEMON_ARGS=\"-D -i lb1\"\n"), "lb1");
+        assert_eq!(d("DAEMON_ARGS='--config-id node2 -D'\n"), "node2");
+        assert_eq!(d("DAEMON_ARGS=\"--config-id=node3\"\n"), "node3");
+        assert_eq!(d("# DAEMON_ARGS=\"-i x\"\n"), "db1", "commented out");
+        assert_eq!(split_words("interval 1#x"), ["interval", "1"]);
     }
 
     #[test]

@@ -18,8 +18,8 @@ pub const DANGER: u8 = 41;
 /// `switchover`: refused before anything changed (the peer is not an eligible standby,
 /// this node does not hold the VIP, ...).
 pub const REFUSED: u8 = 42;
-/// `switchover`: not complete within `--timeout`, or the VIP came back; the drain file
-/// was removed.
+/// `switchover`: not complete within `--wait`, nobody took the VIP, or it came back;
+/// the drain file was removed.
 pub const TIMED_OUT: u8 = 43;
 /// `switchover`: interrupted (SIGINT, SIGTERM); the drain file was removed.
 pub const INTERRUPTED: u8 = 44;
@@ -34,10 +34,12 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-/// From now on SIGINT and SIGTERM only set a flag, which `interrupted` reads: the
-/// switchover then cleans up (removes its drain file) instead of dying mid-way.
+/// From now on SIGINT, SIGTERM and SIGHUP (a dropped ssh session) only set a flag,
+/// which `interrupted` reads: the switchover then cleans up (removes its drain file)
+/// instead of dying mid-way. SIGKILL cannot be caught: the drain file then stays, and
+/// says who made it.
 pub fn catch_interrupts() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::config::{CheckSettings, Endpoint, NotifySettings, RestartSettings};
 use crate::connection::Login;
-use crate::dialect::ReplicaStatus;
+use crate::dialect::{ReplicaStatus, ThreadState};
 use crate::role;
 use crate::state::check::CheckState;
 use crate::state::notify::HistoryEntry;
@@ -127,6 +127,9 @@ pub fn read_server(login: &Login, timeout: Duration) -> ServerView {
 /// What this node's files say.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct LocalFiles {
+    /// State files that exist but cannot be read: what they would say is unknown.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
     /// `None`: no `vip` configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub holds_vip: Option<bool>,
@@ -146,9 +149,20 @@ pub struct LocalFiles {
     pub last_transitions: Vec<HistoryEntry>,
 }
 
+/// The value of a state file read, or `None` with the error kept for the verdict.
+fn keep<T>(unreadable: &mut Vec<String>, r: Result<Option<T>, String>) -> Option<T> {
+    r.unwrap_or_else(|e| {
+        unreadable.push(e);
+        None
+    })
+}
+
 pub fn read_files(check: &CheckSettings, restart: &RestartSettings) -> LocalFiles {
     let now = now_unix();
-    let rs = state::restart::file(restart).load();
+    let mut unreadable = Vec::new();
+    let rs = keep(&mut unreadable, state::restart::file(restart).read());
+    let nr = keep(&mut unreadable, state::notify::file(check).read());
+    let cs = keep(&mut unreadable, state::check::file(check).read());
     let used = rs
         .as_ref()
         .map(|r| {
@@ -158,12 +172,12 @@ pub fn read_files(check: &CheckSettings, restart: &RestartSettings) -> LocalFile
                 .count()
         })
         .unwrap_or(0);
-    let nr = state::notify::file(check).load();
     LocalFiles {
+        unreadable,
         holds_vip: check.vip.map(|vip| role::local_addresses().contains(&vip)),
         maintenance_file: check.maintenance_file.display().to_string(),
         draining: check.maintenance_file.exists(),
-        check: state::check::file(check).load(),
+        check: cs,
         restart: rs,
         restart_budget: format!(
             "{used} of {} restarts used in {}",
@@ -247,18 +261,47 @@ pub fn judge(
     let mut notes = Vec::new();
     let mut danger = Vec::new();
     let max_lag = check.max_lag;
-    let server = |who: &str, v: &ServerView, problems: &mut Vec<String>| {
-        if let Some(e) = &v.error {
-            problems.push(format!("{who}: {e}"));
-        }
-        for p in v.replication_problems(max_lag) {
-            problems.push(format!("{who}: {p}"));
-        }
-    };
-    server("this node", &local, &mut problems);
+    // A replica whose source answers us must be connected to it: an IO thread that
+    // cannot reach a live source is not keeping up, whatever its error class.
+    let server =
+        |who: &str, v: &ServerView, source: Option<&ServerView>, problems: &mut Vec<String>| {
+            if let Some(e) = &v.error {
+                problems.push(format!("{who}: {e}"));
+            }
+            for p in v.replication_problems(max_lag) {
+                problems.push(format!("{who}: {p}"));
+            }
+            if let (Some(r), Some(src)) = (&v.replica, source) {
+                if src.reachable() && r.io_running != ThreadState::Yes && r.io_problem().is_none() {
+                    problems.push(format!(
+                        "{who}: replication IO thread not connected to its source ({})",
+                        if r.last_io_error.is_empty() {
+                            "no error given"
+                        } else {
+                            &r.last_io_error
+                        }
+                    ));
+                }
+                if src.reachable()
+                    && src.server_id.is_some()
+                    && r.source_server_id.is_some()
+                    && r.source_server_id != src.server_id
+                {
+                    problems.push(format!(
+                        "{who}: replicates from server {}, not from server {}",
+                        opt(r.source_server_id),
+                        opt(src.server_id)
+                    ));
+                }
+            }
+        };
+    server("this node", &local, peer.as_ref(), &mut problems);
     match &peer {
-        Some(p) => server("peer", p, &mut problems),
+        Some(p) => server("peer", p, Some(&local), &mut problems),
         None => notes.push("peer not checked: set peer-host".into()),
+    }
+    for e in &files.unreadable {
+        problems.push(e.clone());
     }
     if let Some(p) = &peer {
         if local.writable() && p.writable() {
@@ -281,7 +324,14 @@ pub fn judge(
         }
         _ => {}
     }
+    let known = [local.server_id, peer.as_ref().and_then(|p| p.server_id)];
     match &via_vip {
+        Some(v) if v.reachable() && v.server_id.is_some() && !known.contains(&v.server_id) => {
+            problems.push(format!(
+                "the VIP answers from server {}, which is neither this node nor the peer",
+                opt(v.server_id)
+            ))
+        }
         Some(v) if !v.reachable() => problems.push(format!(
             "nothing answers on the VIP: {}",
             v.error.as_deref().unwrap_or("")
@@ -308,11 +358,20 @@ pub fn judge(
         Some(Phase::Restarting) => problems.push("a mysqld restart is in progress".into()),
         _ => {}
     }
+    if let (Some(holds), Some(st)) = (files.holds_vip, files.vrrp_state.as_deref()) {
+        let master = st.eq_ignore_ascii_case("MASTER");
+        if holds != master {
+            problems.push(format!(
+                "the notify hook last acted on {st}, but this node {} the VIP",
+                if holds { "holds" } else { "does not hold" }
+            ));
+        }
+    }
     if files.demotion_pending {
         problems.push("a demotion is pending (the server was unreachable)".into());
     }
     match &files.check {
-        None => notes.push("no check.json: keepalived has not run the check here".into()),
+        None => problems.push("no check.json: keepalived has not run the check here".into()),
         Some(c) => {
             let age = now_unix() - c.checked_at;
             if age > CHECK_STALE_SECS {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::{CheckSettings, Endpoint, NotifySettings};
-use crate::dialect::Flavor;
+use crate::dialect::{Flavor, ThreadState};
 use crate::gtid;
 use crate::log::{Logger, Severity};
 use crate::role;
@@ -71,6 +71,9 @@ pub struct Report {
 }
 
 const POLL: Duration = Duration::from_millis(50);
+/// With the VIP gone from here and nothing answering on it this long, the peer is not
+/// taking over (its check fails, its keepalived is down): undo.
+const NOBODY_LIMIT: Duration = Duration::from_secs(5);
 
 /// Why the peer may not take over now; empty when it may.
 pub fn refusals(
@@ -98,14 +101,24 @@ pub fn refusals(
         ));
     }
     if check.maintenance_file.exists() {
+        let said = fs::read_to_string(&check.maintenance_file).unwrap_or_default();
         no.push(format!(
-            "the drain file {} is already present: a drain or switchover is under way",
-            check.maintenance_file.display()
+            "the drain file {} is already present: a drain or switchover is under way, or \
+             one was killed{} (remove the file once that is over)",
+            check.maintenance_file.display(),
+            match said.trim() {
+                "" => String::new(),
+                s => format!(" ({s})"),
+            }
         ));
     }
     let t = notify.connect_timeout;
     let local = read_server(&check.login(), t);
     let peer = read_server(&peer_login, t);
+    // Whatever cannot be learned refuses: a switchover is never urgent.
+    if let Some(e) = &local.error {
+        no.push(format!("this node's server cannot be read: {e}"));
+    }
     if let Some(e) = &peer.error {
         no.push(format!("the peer cannot be read: {e}"));
     } else {
@@ -116,6 +129,30 @@ pub fn refusals(
         }
         for p in peer.replication_problems(check.max_lag) {
             no.push(format!("the peer is not an eligible standby: {p}"));
+        }
+        // This node is up: the peer must be receiving from it now, or the promotion's
+        // catch-up could not finish and the peer would stay read-only.
+        if let Some(r) = &peer.replica {
+            if r.io_running != ThreadState::Yes {
+                no.push(format!(
+                    "the peer is not receiving from this node (IO thread {:?}{})",
+                    r.io_running,
+                    if r.last_io_error.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", r.last_io_error)
+                    }
+                ));
+            }
+            if local.server_id.is_some() && r.source_server_id != local.server_id {
+                no.push(format!(
+                    "the peer replicates from server {}, not from this node (server {})",
+                    r.source_server_id
+                        .map(|i| i.to_string())
+                        .unwrap_or_else(|| "?".into()),
+                    local.server_id.unwrap_or(0)
+                ));
+            }
         }
         if local.reachable() {
             match missing_here(check, &local, &peer) {
@@ -139,7 +176,7 @@ fn missing_here(
     peer: &ServerView,
 ) -> Result<Vec<String>, String> {
     let (Some(ours), Some(theirs)) = (&local.gtid, &peer.gtid) else {
-        return Ok(Vec::new());
+        return Err("a server did not report its GTID position".into());
     };
     let flavor = local
         .version
@@ -156,7 +193,11 @@ fn missing_here(
                 "SELECT GTID_SUBTRACT('{theirs}', @@gtid_executed) AS d"
             ))
             .map_err(|e| e.to_string())?;
-        let d = r.get(0, "d").unwrap_or("").trim().to_string();
+        let d = r
+            .get(0, "d")
+            .ok_or("GTID_SUBTRACT gave no answer")?
+            .trim()
+            .to_string();
         return Ok(if d.is_empty() { Vec::new() } else { vec![d] });
     }
     Ok(gtid::mariadb_ahead(
@@ -184,6 +225,11 @@ pub fn run(
     let (no, local, peer) = refusals(check, notify);
     if !no.is_empty() {
         report.message = format!("refused: {}", no.join("; "));
+        return report;
+    }
+    if interrupted() {
+        report.outcome = Outcome::Interrupted;
+        report.message = "interrupted before anything changed".into();
         return report;
     }
     let (local, peer) = (local.unwrap_or_default(), peer.unwrap_or_default());
@@ -233,6 +279,7 @@ pub fn run(
     let vip_login = notify.login_at(Endpoint::Tcp(vip, notify.port));
     let (mut vip_left, mut local_ro, mut peer_rw, mut vip_on_peer) = (false, false, false, false);
     let mut last_writable_here: Option<Instant> = local.writable().then_some(t0);
+    let mut nobody_since: Option<Instant> = None;
     let deadline = t0 + opts.timeout;
     let outcome = loop {
         if interrupted() {
@@ -271,9 +318,26 @@ pub fn run(
         if vip_left && local_ro && peer_rw && vip_on_peer {
             break Outcome::Done;
         }
+        // The VIP left but nobody took it: do not leave the pair without a writer for
+        // the rest of the wait; undo the drain so this node takes it back.
+        if vip_left && !vip_on_peer {
+            if v.error.is_none() {
+                nobody_since = None;
+            } else if polled.duration_since(*nobody_since.get_or_insert(polled)) >= NOBODY_LIMIT {
+                step(&mut report, "nobody answers on the VIP: giving up".into());
+                break Outcome::TimedOut;
+            }
+        }
         std::thread::sleep(POLL.saturating_sub(polled.elapsed()));
     };
-    let removed = fs::remove_file(drain);
+    // Only our own drain file: one an operator made meanwhile is theirs to remove.
+    let removed = match fs::read_to_string(drain) {
+        Ok(now) if now == body => fs::remove_file(drain),
+        Ok(_) => Err(std::io::Error::other(
+            "it was replaced by someone else: left in place",
+        )),
+        Err(e) => Err(e),
+    };
     step(
         &mut report,
         match &removed {
@@ -295,7 +359,14 @@ pub fn run(
                 }
                 std::thread::sleep(POLL);
             }
-            if back {
+            if interrupted() && !back {
+                report.outcome = Outcome::Interrupted;
+                format!(
+                    "the peer (server {}) holds the VIP and is writable, this node is read-only; \
+                     interrupted while checking that the VIP stays there",
+                    peer.server_id.unwrap_or(0)
+                )
+            } else if back {
                 report.outcome = Outcome::TimedOut;
                 step(&mut report, "the VIP came back to this node".into());
                 "the VIP came back to this node once it was eligible again: keepalived \
@@ -313,16 +384,17 @@ pub fn run(
             }
         }
         Outcome::TimedOut => format!(
-            "timed out after {}: {}; drain file removed, keepalived keeps the VIP where it is \
-             (see keepalived-mysql status). If the VIP never left, is the peer's check \
-             failing (its drain file, replication) or its keepalived stopped?",
+            "not completed ({}): {}; drain file removed, keepalived keeps the VIP where it is; \
+             now: {}. If the VIP never left or nobody took it, is the peer's check failing \
+             (its drain file, replication) or its keepalived stopped?",
             humantime::format_duration(opts.timeout),
-            pending(vip_left, local_ro, peer_rw, vip_on_peer)
+            pending(vip_left, local_ro, peer_rw, vip_on_peer),
+            now_state(check, notify, vip)
         ),
         Outcome::Interrupted => format!(
-            "interrupted: {}; drain file removed, the pair stays consistent (see \
-             keepalived-mysql status)",
-            pending(vip_left, local_ro, peer_rw, vip_on_peer)
+            "interrupted: {}; drain file removed; now: {}",
+            pending(vip_left, local_ro, peer_rw, vip_on_peer),
+            now_state(check, notify, vip)
         ),
         Outcome::Refused => unreachable!("refusals return early"),
     };
@@ -339,6 +411,33 @@ pub fn run(
     };
     log.log(sev, &format!("switchover {}", report.message));
     report
+}
+
+/// Where the pair stands, read again: what a switchover that did not finish leaves.
+fn now_state(check: &CheckSettings, notify: &NotifySettings, vip: std::net::IpAddr) -> String {
+    let t = notify.connect_timeout;
+    let here = role::local_addresses().contains(&vip);
+    let local = read_server(&check.login(), t);
+    let peer = notify
+        .peer_login()
+        .map(|l| read_server(&l, t))
+        .unwrap_or_default();
+    let ro = |v: &ServerView| match (v.read_only, &v.error) {
+        (Some(true), _) => "read-only".to_string(),
+        (Some(false), _) => "WRITABLE".to_string(),
+        (None, Some(e)) => format!("unreadable ({e})"),
+        (None, None) => "unknown".to_string(),
+    };
+    let mut s = format!(
+        "the VIP is {}, this node is {}, the peer is {}",
+        if here { "here" } else { "not here" },
+        ro(&local),
+        ro(&peer)
+    );
+    if local.writable() && peer.writable() {
+        s.push_str(": DANGER, two writable nodes: make the one without the VIP read-only");
+    }
+    s
 }
 
 fn pending(vip_left: bool, local_ro: bool, peer_rw: bool, vip_on_peer: bool) -> String {

@@ -44,7 +44,13 @@ impl<T: Serialize + DeserializeOwned> StateFile<T> {
     }
 
     pub fn load(&self) -> Option<T> {
-        read_json(&self.path)
+        self.read().ok().flatten()
+    }
+
+    /// For readers that must tell "not there" (`Ok(None)`) from "there but unreadable
+    /// or not ours to parse" (`Err`, naming the file): the operator's status.
+    pub fn read(&self) -> Result<Option<T>, String> {
+        read_json(&self.path).map_err(|e| format!("cannot read {}: {e}", self.path.display()))
     }
 
     pub fn save(&self, value: &T) -> Result<(), String> {
@@ -95,18 +101,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     result
 }
 
-/// `None` when missing or unreadable: state is advisory, never a reason to fail.
-/// Never through a symlink, and never from anything but a regular file (a FIFO there
-/// would block the reader).
-fn read_json<T: DeserializeOwned>(path: &Path) -> Option<T> {
+/// `Ok(None)` when missing. Never through a symlink, and never from anything but a
+/// regular file (a FIFO there would block the reader). The hooks treat an error as
+/// missing (state is advisory to them); the operator's status reports it.
+fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
     use std::io::Read;
-    let mut f = files::no_follow().read(true).open(path).ok()?;
-    if !f.metadata().ok()?.is_file() {
-        return None;
+    let mut f = match files::no_follow().read(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
     }
     let mut bytes = Vec::new();
-    f.read_to_end(&mut bytes).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    f.read_to_end(&mut bytes)?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| io::Error::other(format!("not valid state: {e}")))
 }
 
 pub fn now_unix() -> f64 {
