@@ -21,11 +21,21 @@ GRANT REPLICATION SLAVE ON *.* TO 'repl'@'192.0.2.%';
 
 SET sql_log_bin = 1;
 
--- MySQL 8.0 / 8.4 equivalents:
+-- MySQL 8.0 / 8.4 equivalents. caching_sha2_password is MySQL 8's default: over TCP
+-- set ssl-mode (or get-server-public-key) in the option file, see
+-- keepalived-mysql-container.cnf. Demotion sets super_read_only, which needs
+-- SYSTEM_VARIABLES_ADMIN; killing client sessions needs CONNECTION_ADMIN. In a
+-- container reached through a published port, replace 'localhost' with the host the
+-- server sees (the docker bridge, 172.17.0.1 by default):
+--   SET sql_log_bin = 0;
 --   CREATE USER 'keepalived'@'localhost' IDENTIFIED WITH caching_sha2_password BY 'change-me';
 --   GRANT REPLICATION CLIENT, PROCESS ON *.* TO 'keepalived'@'localhost';
 --   GRANT SELECT, INSERT, UPDATE, CREATE ON keepalived_mysql.* TO 'keepalived'@'localhost';
---   GRANT SYSTEM_VARIABLES_ADMIN, CONNECTION_ADMIN, PROCESS, REPLICATION CLIENT ON *.* TO 'keepalived_notify'@'localhost';
+--   CREATE USER 'keepalived_notify'@'localhost' IDENTIFIED WITH caching_sha2_password BY 'change-me-too';
+--   CREATE USER 'keepalived_notify'@'192.0.2.%' IDENTIFIED WITH caching_sha2_password BY 'change-me-too';
+--   GRANT SYSTEM_VARIABLES_ADMIN, CONNECTION_ADMIN, PROCESS, REPLICATION CLIENT ON *.*
+--       TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
+--   SET sql_log_bin = 1;
 
 -- Then on each node, replicate from the other (node 1 shown):
 --   CHANGE MASTER TO MASTER_HOST = '192.0.2.12', MASTER_USER = 'repl',

@@ -38,6 +38,28 @@ pub struct CommonArgs {
     /// TCP port
     #[arg(long, value_name = "PORT")]
     pub port: Option<String>,
+    /// TLS on TCP (never on the socket): PREFERRED by default, VERIFY_CA with --ssl-ca
+    #[arg(long, value_name = "MODE", ignore_case = true,
+          value_parser = ["DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"])]
+    pub ssl_mode: Option<String>,
+    /// CA certificate(s) (PEM) that verify the server
+    #[arg(long, value_name = "FILE")]
+    pub ssl_ca: Option<String>,
+    /// Directory of CA certificates (PEM)
+    #[arg(long, value_name = "DIR")]
+    pub ssl_capath: Option<String>,
+    /// Client certificate (PEM), with --ssl-key
+    #[arg(long, value_name = "FILE")]
+    pub ssl_cert: Option<String>,
+    /// Client private key (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub ssl_key: Option<String>,
+    /// Without TLS, ask the server for its RSA key (caching_sha2_password full login)
+    #[arg(long)]
+    pub get_server_public_key: bool,
+    /// Without TLS, the server's RSA public key (PEM) for caching_sha2_password
+    #[arg(long, value_name = "FILE")]
+    pub server_public_key_path: Option<String>,
 
     /// Hard deadline for the whole run (e.g. 1500ms, 2s)
     #[arg(long, value_name = "DURATION")]
@@ -109,7 +131,7 @@ impl CommonArgs {
 
     /// The flags given, as (option-file key, value).
     pub fn overrides(&self) -> Vec<(&'static str, String)> {
-        given(&[
+        let mut o = given(&[
             ("user", &self.user),
             ("socket", &self.socket),
             ("host", &self.host),
@@ -117,6 +139,12 @@ impl CommonArgs {
             ("timeout", &self.timeout),
             ("max-lag", &self.max_lag),
             ("heartbeat-table", &self.heartbeat_table),
+            ("ssl-mode", &self.ssl_mode),
+            ("ssl-ca", &self.ssl_ca),
+            ("ssl-capath", &self.ssl_capath),
+            ("ssl-cert", &self.ssl_cert),
+            ("ssl-key", &self.ssl_key),
+            ("server-public-key-path", &self.server_public_key_path),
             ("vip", &self.vip),
             ("runtime-dir", &self.runtime_dir),
             ("log-file", &self.log_file),
@@ -124,7 +152,11 @@ impl CommonArgs {
             ("log-keep", &self.log_keep),
             ("syslog-facility", &self.syslog_facility),
             ("maintenance-file", &self.maintenance_file),
-        ])
+        ]);
+        if self.get_server_public_key {
+            o.push(("get-server-public-key", "on".into()));
+        }
+        o
     }
 
     pub fn load<P: Program>(&self, extra: &[(&'static str, String)]) -> Result<P, ConfigError> {

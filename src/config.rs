@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::connection::Login;
 use crate::optfile::{self, normalize_key, strip_loose, Entry, OptFileError};
+use crate::tls::{SslMode, TlsOptions};
 
 pub const DEFAULT_CONFIG: &str = "/etc/keepalived-mysql/keepalived-mysql.cnf";
 pub const COMMON_GROUP: &str = "keepalived-mysql";
@@ -20,7 +21,20 @@ pub const SYSTEMCTL: &str = "/usr/bin/systemctl";
 
 /// Keys our groups accept. Client keys are allowed there too, so a binary's own group
 /// can use other credentials than `[client]`.
-pub const CLIENT_KEYS: &[&str] = &["user", "password", "socket", "host", "port"];
+pub const CLIENT_KEYS: &[&str] = &[
+    "user",
+    "password",
+    "socket",
+    "host",
+    "port",
+    "ssl-mode",
+    "ssl-ca",
+    "ssl-capath",
+    "ssl-cert",
+    "ssl-key",
+    "get-server-public-key",
+    "server-public-key-path",
+];
 pub const SETTING_KEYS: &[&str] = &[
     "timeout",
     "connect-timeout",
@@ -130,6 +144,9 @@ pub struct Common {
     /// read: static binaries have no DNS, so only an IP literal is accepted.
     pub host: Option<IpAddr>,
     pub port: u16,
+    /// TLS on TCP connections (never on the socket), and the RSA key for
+    /// `caching_sha2_password` without TLS.
+    pub tls: TlsOptions,
     /// Connecting (and logging in) for the restart and notify hooks, and the restart
     /// hook's liveness query.
     pub connect_timeout: Duration,
@@ -275,6 +292,8 @@ program_settings!(NotifySettings, "keepalived-mysql-notify", |v| {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Values {
     common: Common,
+    /// `ssl-mode` as given; unset, it follows the mysql client (see `finish`).
+    ssl_mode: Option<SslMode>,
     timeout: Duration,
     max_lag: Duration,
     heartbeat_table: Option<HeartbeatTable>,
@@ -298,12 +317,14 @@ pub struct Values {
 impl Default for Values {
     fn default() -> Self {
         Values {
+            ssl_mode: None,
             common: Common {
                 user: None,
                 password: None,
                 socket: None,
                 host: None,
                 port: 3306,
+                tls: TlsOptions::default(),
                 connect_timeout: Duration::from_secs(1),
                 vip: None,
                 runtime_dir: PathBuf::from("/run/keepalived-mysql"),
@@ -422,7 +443,34 @@ impl Values {
         for (flag, value) in overrides {
             s.set(flag, Some(value), &format!("--{flag}"))?;
         }
+        s.finish()?;
         Ok(s)
+    }
+
+    /// Checks that need several keys at once.
+    fn finish(&mut self) -> Result<(), ConfigError> {
+        let bad = |msg: &str| ConfigError::Value {
+            origin: "ssl options".into(),
+            msg: msg.to_string(),
+        };
+        let tls = &mut self.common.tls;
+        let has_ca = tls.ca.is_some() || tls.capath.is_some();
+        // As the mysql client: an ssl-ca without ssl-mode means VERIFY_CA.
+        tls.mode = self.ssl_mode.unwrap_or(if has_ca {
+            SslMode::VerifyCa
+        } else {
+            SslMode::Preferred
+        });
+        if tls.mode.verifies() && !has_ca {
+            return Err(bad(&format!(
+                "ssl-mode {} needs ssl-ca or ssl-capath",
+                tls.mode
+            )));
+        }
+        if tls.cert.is_some() != tls.key.is_some() {
+            return Err(bad("ssl-cert and ssl-key go together"));
+        }
+        Ok(())
     }
 
     fn set(&mut self, key: &str, value: Option<&str>, origin: &str) -> Result<(), ConfigError> {
@@ -456,6 +504,24 @@ impl Values {
                 }
             }
             "port" => self.common.port = parse_port(key, v).map_err(bad)?,
+            "ssl-mode" => {
+                self.ssl_mode = Some(SslMode::parse(v).ok_or_else(|| {
+                    bad(format!(
+                        "ssl-mode must be one of {}, got '{v}'",
+                        SslMode::NAMES.join(", ")
+                    ))
+                })?)
+            }
+            "ssl-ca" => self.common.tls.ca = optional_path(v, &path)?,
+            "ssl-capath" => self.common.tls.capath = optional_path(v, &path)?,
+            "ssl-cert" => self.common.tls.cert = optional_path(v, &path)?,
+            "ssl-key" => self.common.tls.key = optional_path(v, &path)?,
+            "get-server-public-key" => {
+                self.common.tls.get_server_public_key = parse_bool(key, v).map_err(bad)?
+            }
+            "server-public-key-path" => {
+                self.common.tls.server_public_key_path = optional_path(v, &path)?
+            }
             "timeout" => self.timeout = parse_positive_duration(key, v).map_err(bad)?,
             "connect-timeout" => {
                 self.common.connect_timeout = parse_positive_duration(key, v).map_err(bad)?
@@ -558,6 +624,7 @@ impl Common {
 
     pub fn login_at(&self, endpoint: Endpoint) -> Login<'_> {
         Login {
+            tls: &self.tls,
             endpoint,
             user: self.user.as_deref().unwrap_or("root"),
             password: self.password.as_deref().unwrap_or(""),
@@ -621,6 +688,18 @@ fn choice<T: Copy>(key: &str, v: &str, options: &[(&str, T)]) -> Result<T, Strin
             let names: Vec<String> = options.iter().map(|(n, _)| format!("'{n}'")).collect();
             format!("{key} must be {}, got '{v}'", names.join(" or "))
         })
+}
+
+/// An absolute path, or empty for none.
+fn optional_path(
+    v: &str,
+    path: &dyn Fn(&str) -> Result<PathBuf, ConfigError>,
+) -> Result<Option<PathBuf>, ConfigError> {
+    if v.is_empty() {
+        Ok(None)
+    } else {
+        path(v).map(Some)
+    }
 }
 
 /// A command, or empty for none.
@@ -827,7 +906,17 @@ mod tests {
     fn every_known_key_parses() {
         let sample = |k: &str| match k {
             "user" | "password" | "keep-sessions-of" => "x",
-            "socket" | "runtime-dir" | "log-file" | "maintenance-file" => "/x",
+            "socket"
+            | "runtime-dir"
+            | "log-file"
+            | "maintenance-file"
+            | "ssl-ca"
+            | "ssl-capath"
+            | "ssl-cert"
+            | "ssl-key"
+            | "server-public-key-path" => "/x",
+            "ssl-mode" => "required",
+            "get-server-public-key" => "on",
             "host" | "vip" | "peer-host" => "192.0.2.1",
             "port" | "peer-port" | "log-keep" | "max-restarts" => "3",
             "heartbeat-table" => "a.b",

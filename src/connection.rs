@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use crate::config::Endpoint;
 use crate::dialect::Dialect;
+use crate::tls::TlsOptions;
 use crate::verdict::Class;
-use crate::wire::{Conn, Target, WireError};
+use crate::wire::{Conn, Credentials, Target, WireError};
 
 /// A failure to reach or use a server, classified.
 #[derive(Debug, Clone)]
@@ -33,6 +34,9 @@ const ER_TOO_MANY_USER_CONNECTIONS: u16 = 1203;
 const ER_ACCESS_DENIED: u16 = 1045;
 const ER_DBACCESS_DENIED: u16 = 1044;
 const ER_ACCESS_DENIED_NO_PASSWORD: u16 = 1698;
+/// MySQL's "Connections using insecure transport are prohibited" (MariaDB answers a
+/// plain login to such a server with access denied; the wire layer adds a hint then).
+const ER_SECURE_TRANSPORT_REQUIRED: u16 = 3159;
 
 /// "Cannot connect" means down; a refusal, a setup problem or a bad reply means alive.
 pub fn classify(e: &WireError) -> ConnError {
@@ -44,6 +48,12 @@ pub fn classify(e: &WireError) -> ConnError {
             ER_ACCESS_DENIED | ER_DBACCESS_DENIED | ER_ACCESS_DENIED_NO_PASSWORD => ConnError::new(
                 Class::AccessDenied,
                 format!("access denied (check user/password in the config file): {msg}"),
+            ),
+            ER_SECURE_TRANSPORT_REQUIRED => ConnError::new(
+                Class::Tls,
+                format!(
+                    "the server requires TLS (ssl-mode is DISABLED, or this is the socket): {msg}"
+                ),
             ),
             code => ConnError::new(Class::ServerError, format!("server error {code}: {msg}")),
         },
@@ -64,6 +74,7 @@ pub fn classify(e: &WireError) -> ConnError {
         WireError::Unsupported(m) => ConnError::new(Class::Config, m.clone()),
         // Something answers, but not as a server should: alive, never "down".
         WireError::Protocol(_) => ConnError::new(Class::Protocol, e.to_string()),
+        WireError::Tls(_) => ConnError::new(Class::Tls, e.to_string()),
     }
 }
 
@@ -86,11 +97,12 @@ impl DerefMut for Connection {
     }
 }
 
-/// Who to log in as, and where.
+/// Who to log in as, where, and how a TCP connection is secured.
 pub struct Login<'a> {
     pub endpoint: Endpoint,
     pub user: &'a str,
     pub password: &'a str,
+    pub tls: &'a TlsOptions,
 }
 
 impl Login<'_> {
@@ -100,7 +112,12 @@ impl Login<'_> {
             Endpoint::Socket(p) => Target::Socket(p),
             Endpoint::Tcp(ip, port) => Target::Tcp(SocketAddr::new(*ip, *port)),
         };
-        let conn = Conn::connect(target, self.user, self.password, timeout).map_err(|e| {
+        let creds = Credentials {
+            user: self.user,
+            password: self.password,
+            tls: self.tls,
+        };
+        let conn = Conn::connect(target, &creds, timeout).map_err(|e| {
             // Every error says which endpoint it came from.
             let mut c = classify(&e);
             // EACCES on a TCP connect is the local firewall (a fenced peer), not a

@@ -19,6 +19,7 @@ pub mod probe;
 pub mod restart;
 pub mod role;
 pub mod state;
+pub mod tls;
 pub mod verdict;
 pub mod wire;
 

@@ -25,10 +25,11 @@ pub enum Class {
     Maintenance,
     ServerError,
     Protocol,
+    Tls,
 }
 
 impl Class {
-    pub const ALL: [Class; 15] = [
+    pub const ALL: [Class; 16] = [
         Class::Ok,
         Class::Internal,
         Class::Usage,
@@ -44,6 +45,7 @@ impl Class {
         Class::Maintenance,
         Class::ServerError,
         Class::Protocol,
+        Class::Tls,
     ];
 
     pub fn code(self) -> u8 {
@@ -63,6 +65,7 @@ impl Class {
             Class::Maintenance => 17,
             Class::ServerError => 18,
             Class::Protocol => 19,
+            Class::Tls => 20,
         }
     }
 
@@ -83,6 +86,7 @@ impl Class {
             Class::Maintenance => "maintenance",
             Class::ServerError => "server-error",
             Class::Protocol => "bad-reply",
+            Class::Tls => "tls",
         }
     }
 
@@ -109,6 +113,7 @@ impl Class {
             Class::Maintenance => "maintenance (drain file)",
             Class::ServerError => "unexpected server error",
             Class::Protocol => "bad reply from the server (protocol error)",
+            Class::Tls => "TLS failure or insecure transport refused (alive, misconfigured)",
         }
     }
 

@@ -266,6 +266,7 @@ fn dialect_from_the_real_mariadb_handshake() {
         endpoint: Endpoint::Socket(a.socket.clone()),
         user: MONITOR_USER,
         password: MONITOR_PASS,
+        tls: &Default::default(),
     };
     let conn = login.connect(Duration::from_secs(5)).unwrap();
     assert!(

@@ -140,10 +140,16 @@ fn every_exit_code_is_documented_once() {
 fn every_option_file_key_is_documented() {
     let page = read("man/keepalived-mysql.cnf.5");
     let mut documented = BTreeSet::new();
-    for sec in ["CREDENTIALS", "SETTINGS"] {
+    for sec in ["CREDENTIALS", "TLS AND MYSQL 8 AUTHENTICATION", "SETTINGS"] {
         for l in section(&page, sec).lines() {
             if let Some(k) = l.strip_prefix(".B ") {
-                documented.insert(k.to_string());
+                documented.insert(k.replace("\\-", "-"));
+            }
+            // `.BR a ", " b`: several keys under one heading.
+            if let Some(ks) = l.strip_prefix(".BR ").filter(|k| k.contains("\", \"")) {
+                for k in ks.split("\", \"") {
+                    documented.insert(k.trim().replace("\\-", "-"));
+                }
             }
         }
     }
@@ -197,4 +203,34 @@ fn shipped_config_lists_only_real_keys() {
     for (program, r) in ["check", "restart", "notify"].iter().zip(loads) {
         r.unwrap_or_else(|e| panic!("{program}: {e}"));
     }
+}
+
+/// The MySQL-in-a-container sample loads for every program, over TCP with TLS.
+#[test]
+fn container_sample_loads() {
+    use keepalived_mysql::config::{
+        CheckSettings, Endpoint, NotifySettings, Program, RestartSettings,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("k.cnf");
+    common::write_private(&f, &read("keepalived/keepalived-mysql-container.cnf"));
+    let entries = keepalived_mysql::optfile::read_file(&f).unwrap();
+    let check = CheckSettings::from_entries(&entries, &[]).unwrap();
+    assert_eq!(
+        check.endpoint(),
+        Endpoint::Tcp("127.0.0.1".parse().unwrap(), 3306)
+    );
+    assert_eq!(check.tls.mode, keepalived_mysql::tls::SslMode::Required);
+    let restart = RestartSettings::from_entries(&entries, &[]).unwrap();
+    assert_eq!(
+        restart.restart_command.as_deref(),
+        Some(
+            &[
+                "/usr/bin/docker".to_string(),
+                "restart".into(),
+                "mysql".into()
+            ][..]
+        )
+    );
+    NotifySettings::from_entries(&entries, &[]).unwrap();
 }

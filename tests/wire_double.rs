@@ -11,7 +11,16 @@ use std::time::Duration;
 
 use keepalived_mysql::connection;
 use keepalived_mysql::verdict::Class;
-use keepalived_mysql::wire::{Conn, Target, WireError};
+use keepalived_mysql::wire::{Conn, Credentials, Target, WireError};
+
+/// User "u" without a password, PREFERRED TLS (the scripted server offers none).
+fn plain() -> Credentials<'static> {
+    Credentials {
+        user: "u",
+        password: "",
+        tls: Box::leak(Box::default()),
+    }
+}
 
 fn packet(seq: u8, payload: &[u8]) -> Vec<u8> {
     let len = (payload.len() as u32).to_le_bytes();
@@ -104,7 +113,7 @@ fn scripted_server(protocol: u8, delay: Duration) -> SocketAddr {
 #[test]
 fn a_late_reply_is_never_taken_for_the_next_statements() {
     let addr = scripted_server(10, Duration::from_millis(400));
-    let mut c = Conn::connect(Target::Tcp(addr), "u", "", Duration::from_millis(200)).unwrap();
+    let mut c = Conn::connect(Target::Tcp(addr), &plain(), Duration::from_millis(200)).unwrap();
     assert_eq!(
         c.query("SELECT 'fast'").unwrap().rows[0][0].as_deref(),
         Some("SELECT 'fast'")
@@ -119,7 +128,7 @@ fn a_late_reply_is_never_taken_for_the_next_statements() {
         Err(e) => assert!(c.is_broken(), "{e}"),
     }
     // A new connection gets its own reply.
-    let mut c = Conn::connect(Target::Tcp(addr), "u", "", Duration::from_millis(200)).unwrap();
+    let mut c = Conn::connect(Target::Tcp(addr), &plain(), Duration::from_millis(200)).unwrap();
     assert_eq!(
         c.query("SELECT 'three'").unwrap().rows[0][0].as_deref(),
         Some("SELECT 'three'")
@@ -129,7 +138,7 @@ fn a_late_reply_is_never_taken_for_the_next_statements() {
 #[test]
 fn a_malformed_reply_is_its_own_class() {
     let addr = scripted_server(9, Duration::ZERO);
-    let e = match Conn::connect(Target::Tcp(addr), "u", "", Duration::from_millis(500)) {
+    let e = match Conn::connect(Target::Tcp(addr), &plain(), Duration::from_millis(500)) {
         Ok(_) => panic!("protocol 9 accepted"),
         Err(e) => e,
     };

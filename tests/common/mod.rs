@@ -708,3 +708,120 @@ pub fn run_concurrently(bin: &Path, cnf: &Path, n: usize) -> Vec<i32> {
         .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
         .collect()
 }
+
+/// Test certificates made with openssl: a CA, a server certificate for 127.0.0.1 signed
+/// by it, an unrelated CA, and an RSA key pair (PEM).
+pub struct Pki {
+    _dir: TempDir,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub wrong_ca: PathBuf,
+    pub rsa_private: PathBuf,
+    pub rsa_public: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 signed by it, and an unrelated CA.
+pub fn pki() -> Pki {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (key, cert, cn) in [
+        ("ca.key", "ca.pem", "test-ca"),
+        ("wrong.key", "wrong.pem", "other-ca"),
+    ] {
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                key,
+                "-out",
+                cert,
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={cn}"),
+            ],
+        );
+    }
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=server",
+        ],
+    );
+    fs::write(
+        d.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "rsa.key",
+        ],
+    );
+    openssl(d, &["pkey", "-in", "rsa.key", "-pubout", "-out", "rsa.pub"]);
+    Pki {
+        rsa_private: d.join("rsa.key"),
+        rsa_public: d.join("rsa.pub"),
+        ca: d.join("ca.pem"),
+        cert: d.join("server.pem"),
+        key: d.join("server.key"),
+        wrong_ca: d.join("wrong.pem"),
+        _dir: dir,
+    }
+}
