@@ -149,9 +149,10 @@ scenario_crash_hold_on() {
     expect "hold on: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
 }
 
-scenario_crash_hold_off() {
-    echo "# mysqld killed on the active node, restart succeeds, hold-vip-during-restart = off"
-    start --hold-vip off || return
+scenario_crash_hold_off() { # [--tcp]
+    local over=${1:+, over TCP with TLS}
+    echo "# mysqld killed on the active node, restart succeeds, hold-vip-during-restart = off$over"
+    start --hold-vip off "$@" || return
     local a b; a=$(holder); b=$(other "$a")
     fault_now
     kill_mysqld "$a"
@@ -160,8 +161,23 @@ scenario_crash_hold_off() {
     expect "hold off: $a's mysqld is restarted and read-only" wait_for 40 read_only_standby "$a"
     expect "hold off: $a replicates again" wait_for 20 sh -c \
         "mariadb --no-defaults -S $(sock "$a") -uroot -e 'SHOW SLAVE STATUS\G' | grep -q 'Slave_SQL_Running: Yes'"
-    finish "crash, restart, hold-vip off"
+    finish "crash, restart, hold-vip off$over"
     expect "hold off: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
+    [ -z "$over" ] || tcp_only_proof
+}
+scenario_crash_tcp() { scenario_crash_hold_off --tcp; }
+
+# --tcp: our programs did all of it over TLS (their accounts REQUIRE SSL, the socket is
+# closed to the script user), so the servers accepted TLS logins, and the hooks logged
+# no failure to connect.
+tcp_only_proof() {
+    local n v
+    for n in node1 node2; do
+        v=$(sql "$n" "SHOW GLOBAL STATUS LIKE 'Ssl_accepts'" | awk '{print $2}')
+        expect "tcp: $n accepted TLS logins ($v)" [ "${v:-0}" -gt 0 ]
+    done
+    expect "tcp: the script user cannot reach the socket" sh -c \
+        "! setpriv --reuid keepalived_script --regid keepalived_script --clear-groups test -e $(sock node1)"
 }
 
 scenario_crash_no_restart() {
@@ -237,9 +253,10 @@ scenario_drain() {
     expect "drain: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
 }
 
-scenario_switchover() {
-    echo "# planned switchover with keepalived-mysql switchover"
-    start || return
+scenario_switchover() { # [--tcp]
+    local over=${1:+, over TCP with TLS}
+    echo "# planned switchover with keepalived-mysql switchover$over"
+    start "$@" || return
     local a b rc; a=$(holder); b=$(other "$a")
     expect "switchover: status on $a says healthy pair" wait_for 15 sh -c \
         "ip netns exec $a keepalived-mysql status | head -n 1 | grep -qx 'healthy pair'"
@@ -254,11 +271,13 @@ scenario_switchover() {
     expect "switchover: the drain file is gone" [ ! -e "$LAB/$a/maintenance" ]
     expect "switchover: it measured the write unavailability" grep -q '"write_unavailable_ms": [0-9]' "$LAB/switchover.json"
     expect "switchover: writes flow through $b" wait_for 15 writes_via "$b"
-    finish "planned switchover (keepalived-mysql switchover)"
+    finish "planned switchover (keepalived-mysql switchover)$over"
     expect "switchover: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
     expect "switchover: status on $b says healthy pair afterwards" wait_for 15 sh -c \
         "ip netns exec $b keepalived-mysql status | head -n 1 | grep -qx 'healthy pair'"
+    [ -z "$over" ] || tcp_only_proof
 }
+scenario_switchover_tcp() { scenario_switchover --tcp; }
 
 scenario_demotion_kills_sessions() {
     echo "# demotion: a client session on the old master is killed and cannot write"
@@ -307,7 +326,7 @@ deps
 export LAB_SKIP_DEPS=1
 # SCENARIOS="drain sigstop" tests/failover.sh runs a subset.
 ALL=(crash_hold_on crash_hold_off crash_no_restart sigstop sigstop_hold_on broken_standby drain
-    switchover demotion_kills_sessions hard_crash_async hard_crash_semi)
+    switchover demotion_kills_sessions hard_crash_async hard_crash_semi crash_tcp switchover_tcp)
 if [ -n "${SCENARIOS:-}" ]; then read -r -a ALL <<< "$SCENARIOS"; fi
 for s in "${ALL[@]}"; do
     "scenario_$s"

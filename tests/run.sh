@@ -14,9 +14,9 @@ fi
 # mariadb-server/-client: the servers the tests start and my_print_defaults for the
 # golden files; keepalived, iproute2: lab and end-to-end tests; util-linux: unshare;
 # file: the static-build check; lintian, man-db: the package test; hyperfine, time,
-# python3: the benchmark.
+# python3: the benchmark; openssl: test certificates and RSA keys (TLS tests, lab --tcp).
 packages=(mariadb-server mariadb-client keepalived iproute2 procps util-linux file
-    lintian man-db hyperfine time python3)
+    lintian man-db hyperfine time python3 openssl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
