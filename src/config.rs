@@ -34,6 +34,10 @@ pub const CLIENT_KEYS: &[&str] = &[
     "ssl-key",
     "get-server-public-key",
     "server-public-key-path",
+    // MariaDB's client spellings, so a [client] written for it means the same here.
+    "ssl",
+    "skip-ssl",
+    "ssl-verify-server-cert",
 ];
 pub const SETTING_KEYS: &[&str] = &[
     "timeout",
@@ -294,6 +298,9 @@ pub struct Values {
     common: Common,
     /// `ssl-mode` as given; unset, it follows the mysql client (see `finish`).
     ssl_mode: Option<SslMode>,
+    /// MariaDB's `ssl` / `skip-ssl`, and `ssl-verify-server-cert`.
+    ssl_flag: Option<bool>,
+    verify_server_cert: bool,
     timeout: Duration,
     max_lag: Duration,
     heartbeat_table: Option<HeartbeatTable>,
@@ -318,6 +325,8 @@ impl Default for Values {
     fn default() -> Self {
         Values {
             ssl_mode: None,
+            ssl_flag: None,
+            verify_server_cert: false,
             common: Common {
                 user: None,
                 password: None,
@@ -455,12 +464,17 @@ impl Values {
         };
         let tls = &mut self.common.tls;
         let has_ca = tls.ca.is_some() || tls.capath.is_some();
-        // As the mysql client: an ssl-ca without ssl-mode means VERIFY_CA.
-        tls.mode = self.ssl_mode.unwrap_or(if has_ca {
-            SslMode::VerifyCa
-        } else {
-            SslMode::Preferred
-        });
+        // ssl-mode wins; else MariaDB's spellings; else as the mysql client: an ssl-ca
+        // means VERIFY_CA, nothing means PREFERRED.
+        tls.mode = self
+            .ssl_mode
+            .unwrap_or(match (self.ssl_flag, self.verify_server_cert) {
+                (Some(false), _) => SslMode::Disabled,
+                (_, true) => SslMode::VerifyIdentity,
+                _ if has_ca => SslMode::VerifyCa,
+                (Some(true), _) => SslMode::Required,
+                _ => SslMode::Preferred,
+            });
         if tls.mode.verifies() && !has_ca {
             return Err(bad(&format!(
                 "ssl-mode {} needs ssl-ca or ssl-capath",
@@ -478,7 +492,12 @@ impl Values {
             origin: origin.to_string(),
             msg,
         };
-        let Some(v) = value else {
+        // Switches may stand alone, as in the MySQL tools (`get-server-public-key`).
+        let switch = matches!(
+            key,
+            "get-server-public-key" | "ssl" | "skip-ssl" | "ssl-verify-server-cert"
+        );
+        let Some(v) = value.or(switch.then_some("1")) else {
             return Err(bad(format!("option '{key}' needs a value")));
         };
         let path = |v: &str| -> Result<PathBuf, ConfigError> {
@@ -512,16 +531,25 @@ impl Values {
                     ))
                 })?)
             }
-            "ssl-ca" => self.common.tls.ca = optional_path(v, &path)?,
-            "ssl-capath" => self.common.tls.capath = optional_path(v, &path)?,
-            "ssl-cert" => self.common.tls.cert = optional_path(v, &path)?,
-            "ssl-key" => self.common.tls.key = optional_path(v, &path)?,
+            // As the mysql client takes them: a relative path is from the working
+            // directory (keepalived's scripts run in /).
+            "ssl-ca" => self.common.tls.ca = any_path(v),
+            "ssl-capath" => self.common.tls.capath = any_path(v),
+            "ssl-cert" => self.common.tls.cert = any_path(v),
+            "ssl-key" => self.common.tls.key = any_path(v),
+            "ssl" => self.ssl_flag = Some(parse_bool(key, v).map_err(bad)?),
+            "skip-ssl" => {
+                if parse_bool(key, v).map_err(bad)? {
+                    self.ssl_flag = Some(false)
+                }
+            }
+            "ssl-verify-server-cert" => {
+                self.verify_server_cert = parse_bool(key, v).map_err(bad)?
+            }
             "get-server-public-key" => {
                 self.common.tls.get_server_public_key = parse_bool(key, v).map_err(bad)?
             }
-            "server-public-key-path" => {
-                self.common.tls.server_public_key_path = optional_path(v, &path)?
-            }
+            "server-public-key-path" => self.common.tls.server_public_key_path = any_path(v),
             "timeout" => self.timeout = parse_positive_duration(key, v).map_err(bad)?,
             "connect-timeout" => {
                 self.common.connect_timeout = parse_positive_duration(key, v).map_err(bad)?
@@ -690,16 +718,9 @@ fn choice<T: Copy>(key: &str, v: &str, options: &[(&str, T)]) -> Result<T, Strin
         })
 }
 
-/// An absolute path, or empty for none.
-fn optional_path(
-    v: &str,
-    path: &dyn Fn(&str) -> Result<PathBuf, ConfigError>,
-) -> Result<Option<PathBuf>, ConfigError> {
-    if v.is_empty() {
-        Ok(None)
-    } else {
-        path(v).map(Some)
-    }
+/// A path, or empty for none.
+fn any_path(v: &str) -> Option<PathBuf> {
+    (!v.is_empty()).then(|| PathBuf::from(v))
 }
 
 /// A command, or empty for none.
@@ -916,7 +937,7 @@ mod tests {
             | "ssl-key"
             | "server-public-key-path" => "/x",
             "ssl-mode" => "required",
-            "get-server-public-key" => "on",
+            "get-server-public-key" | "ssl" | "skip-ssl" | "ssl-verify-server-cert" => "on",
             "host" | "vip" | "peer-host" => "192.0.2.1",
             "port" | "peer-port" | "log-keep" | "max-restarts" => "3",
             "heartbeat-table" => "a.b",

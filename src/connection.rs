@@ -51,9 +51,7 @@ pub fn classify(e: &WireError) -> ConnError {
             ),
             ER_SECURE_TRANSPORT_REQUIRED => ConnError::new(
                 Class::Tls,
-                format!(
-                    "the server requires TLS (ssl-mode is DISABLED, or this is the socket): {msg}"
-                ),
+                format!("the server requires TLS and ssl-mode is DISABLED: {msg}"),
             ),
             code => ConnError::new(Class::ServerError, format!("server error {code}: {msg}")),
         },

@@ -87,20 +87,23 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, String> {
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?;
-    let verifier: Arc<dyn ServerCertVerifier> = if opts.mode.verifies() {
+    let chain = if opts.mode.verifies() {
         let roots = roots(opts)?;
-        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| format!("TLS setup: {e}"))?;
-        Arc::new(Verify {
-            inner,
-            identity: opts.mode == SslMode::VerifyIdentity,
-        })
+        Some(
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| format!("TLS setup: {e}"))?,
+        )
     } else {
         // PREFERRED and REQUIRED encrypt without checking who answers, as the mysql
-        // client does; the handshake signature is still checked.
-        Arc::new(Encrypt(provider))
+        // client does.
+        None
     };
+    let verifier = Arc::new(Verifier {
+        provider,
+        chain,
+        identity: opts.mode == SslMode::VerifyIdentity,
+    });
     let builder = builder
         .dangerous()
         .with_custom_certificate_verifier(verifier);
@@ -164,15 +167,18 @@ fn roots(opts: &TlsOptions) -> Result<RootCertStore, String> {
     Ok(store)
 }
 
-/// VERIFY_CA: the chain must lead to one of our CAs; the name is not checked.
-/// VERIFY_IDENTITY: the name (the IP address) too.
+/// The server's certificate as `ssl-mode` says: PREFERRED and REQUIRED take any
+/// (`chain` is `None`); VERIFY_CA wants a chain to one of our CAs, whatever the name;
+/// VERIFY_IDENTITY the name (the IP address) too. The handshake signature is always
+/// checked.
 #[derive(Debug)]
-struct Verify {
-    inner: Arc<WebPkiServerVerifier>,
+struct Verifier {
+    provider: Arc<CryptoProvider>,
+    chain: Option<Arc<WebPkiServerVerifier>>,
     identity: bool,
 }
 
-impl ServerCertVerifier for Verify {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -181,10 +187,10 @@ impl ServerCertVerifier for Verify {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) if !self.identity => Ok(ServerCertVerified::assertion()),
@@ -198,50 +204,11 @@ impl ServerCertVerifier for Verify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// PREFERRED, REQUIRED: any certificate.
-#[derive(Debug)]
-struct Encrypt(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Encrypt {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         verify_tls12_signature(
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -255,12 +222,14 @@ impl ServerCertVerifier for Encrypt {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

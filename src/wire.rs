@@ -175,8 +175,20 @@ pub struct Credentials<'a> {
     pub tls: &'a TlsOptions,
 }
 
+/// An I/O error, unless TLS is what failed: rustls reports an alert or a protocol
+/// error (say a client certificate the server rejects, which TLS 1.3 tells only after
+/// the handshake) as an I/O error, and that server answered: never "down".
 fn io_err(connected: bool) -> impl Fn(io::Error) -> WireError {
-    move |err| WireError::Io { err, connected }
+    move |err| match tls_error(&err) {
+        Some(t) => WireError::Tls(t),
+        None => WireError::Io { err, connected },
+    }
+}
+
+fn tls_error(e: &io::Error) -> Option<String> {
+    e.get_ref()
+        .and_then(|i| i.downcast_ref::<rustls::Error>())
+        .map(|t| t.to_string())
 }
 
 impl Conn {
@@ -376,30 +388,36 @@ impl Conn {
                 "TLS asked for on a non-TCP stream".into(),
             ));
         };
-        if let Some(d) = self.connect_deadline {
-            let left = d
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1));
-            let _ = sock.set_read_timeout(Some(left));
-        }
         while conn.is_handshaking() {
+            // Each read gets what is left of the login deadline, not the whole of it.
+            if let Some(d) = self.connect_deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(WireError::Io {
+                        err: io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "TLS handshake did not finish in time",
+                        ),
+                        connected: true,
+                    });
+                }
+                let _ = sock.set_read_timeout(Some(left));
+            }
             if let Err(e) = conn.complete_io(&mut sock) {
-                return Err(
-                    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                        Some(t) => WireError::Tls(t.to_string()),
-                        None if matches!(
-                            e.kind(),
-                            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-                        ) =>
-                        {
-                            WireError::Io {
-                                err: e,
-                                connected: true,
-                            }
+                return Err(match tls_error(&e) {
+                    Some(t) => WireError::Tls(t),
+                    None if matches!(
+                        e.kind(),
+                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                    ) =>
+                    {
+                        WireError::Io {
+                            err: e,
+                            connected: true,
                         }
-                        None => WireError::Tls(format!("handshake failed: {e}")),
-                    },
-                );
+                    }
+                    None => WireError::Tls(format!("handshake failed: {e}")),
+                });
             }
         }
         *self.stream.get_mut() = Stream::Tls(Box::new(rustls::StreamOwned::new(conn, sock)));

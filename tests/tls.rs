@@ -102,6 +102,33 @@ fn check_over_tls_in_each_mode_and_clear_errors_otherwise() {
     assert_eq!(r.code, 12, "{}", r.stdout);
     assert!(r.stdout.contains("ssl-mode is DISABLED"), "{}", r.stdout);
 
+    // A client certificate the server does not trust: TLS 1.3 tells only after the
+    // handshake, and that must still be a TLS error, never "down".
+    let node = tcp_node(
+        &db,
+        &format!(
+            "ssl-mode = VERIFY_CA\nssl-ca = {ca}\nssl-cert = {}\nssl-key = {}\n",
+            pki.stranger_cert.display(),
+            pki.stranger_key.display()
+        ),
+    );
+    let r = node.check(&["--format", "text"]);
+    assert_eq!(r.code, 20, "{}", r.stdout);
+    // One it trusts, and a CA directory instead of a file.
+    let cadir = tempfile::tempdir().unwrap();
+    std::fs::copy(&pki.ca, cadir.path().join("ca.pem")).unwrap();
+    let node = tcp_node(
+        &db,
+        &format!(
+            "ssl-capath = {}\nssl-cert = {}\nssl-key = {}\n",
+            cadir.path().display(),
+            pki.client_cert.display(),
+            pki.client_key.display()
+        ),
+    );
+    let r = node.check(&["--format", "text"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+
     // VERIFY_CA without a CA is a configuration error at load, naming the problem.
     let node = tcp_node(&db, "ssl-mode = VERIFY_CA\n");
     let r = node.check(&["--format", "text"]);
@@ -111,6 +138,29 @@ fn check_over_tls_in_each_mode_and_clear_errors_otherwise() {
         "{}",
         r.stderr
     );
+}
+
+/// VERIFY_CA checks the chain only; VERIFY_IDENTITY the name too (our hosts are IPs).
+#[test]
+fn verify_identity_needs_the_address_in_the_certificate() {
+    let pki = pki();
+    let db = Mariadb::start_with(
+        1,
+        &[
+            &format!("--ssl-ca={}", pki.ca.display()),
+            &format!("--ssl-cert={}", pki.noip_cert.display()),
+            &format!("--ssl-key={}", pki.noip_key.display()),
+        ],
+    );
+    db.exec("SET GLOBAL read_only = 0");
+    let ca = pki.ca.display().to_string();
+    let node = tcp_node(&db, &format!("ssl-mode = VERIFY_CA\nssl-ca = {ca}\n"));
+    let r = node.check(&["--format", "text"]);
+    assert_eq!(r.code, 0, "VERIFY_CA ignores the name: {}", r.stdout);
+    let node = tcp_node(&db, &format!("ssl-mode = VERIFY_IDENTITY\nssl-ca = {ca}\n"));
+    let r = node.check(&["--format", "text"]);
+    assert_eq!(r.code, 20, "{}", r.stdout);
+    assert!(r.stdout.contains("not valid for name"), "{}", r.stdout);
 }
 
 #[test]
@@ -178,7 +228,13 @@ fn restart_probe_and_notify_peer_wait_over_tls() {
     let r = na.notify(&["master"]);
     assert_eq!(r.code, 0, "{r:?} {}", na.log());
     assert_eq!(a.value("SELECT COUNT(*) FROM app.t").as_deref(), Some("3"));
-    assert!(na.log().contains("peer"), "{}", na.log());
+    assert!(
+        na.log()
+            .contains(&format!("peer 127.0.0.1:{}'s position", b.port))
+            && na.log().contains("applied here after"),
+        "waited for the peer over TLS: {}",
+        na.log()
+    );
     assert_eq!(a.value("SELECT @@read_only").as_deref(), Some("0"));
 
     // The peer's certificate is not from our CA: it answers but refuses us, so the
@@ -220,6 +276,20 @@ fn tls_keys_load_from_client_group() {
             get_server_public_key: true,
             server_public_key_path: Some("/pub.pem".into()),
         }
+    );
+    // As the MySQL tools: switches without a value, relative paths, MariaDB spellings.
+    write_private(
+        &f,
+        "[client]\nget-server-public-key\nssl-ca = ca.pem\nssl-verify-server-cert\n",
+    );
+    let s = CheckSettings::load(&choice, &[]).unwrap();
+    assert!(s.tls.get_server_public_key);
+    assert_eq!(s.tls.ca.as_deref(), Some(std::path::Path::new("ca.pem")));
+    assert_eq!(s.tls.mode, SslMode::VerifyIdentity);
+    write_private(&f, "[client]\nskip-ssl\nssl-ca = /ca.pem\n");
+    assert_eq!(
+        CheckSettings::load(&choice, &[]).unwrap().tls.mode,
+        SslMode::Disabled
     );
     write_private(&f, "[client]\nssl-cert = /c.pem\n");
     let e = CheckSettings::load(&choice, &[]).unwrap_err().to_string();

@@ -719,6 +719,14 @@ pub struct Pki {
     pub wrong_ca: PathBuf,
     pub rsa_private: PathBuf,
     pub rsa_public: PathBuf,
+    /// A server certificate from the CA that does not name 127.0.0.1.
+    pub noip_cert: PathBuf,
+    pub noip_key: PathBuf,
+    /// Client certificates: from the CA, and from the unrelated one.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    pub stranger_cert: PathBuf,
+    pub stranger_key: PathBuf,
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -815,7 +823,63 @@ pub fn pki() -> Pki {
         ],
     );
     openssl(d, &["pkey", "-in", "rsa.key", "-pubout", "-out", "rsa.pub"]);
+    fs::write(
+        d.join("ext-noip"),
+        "subjectAltName=DNS:mysql.invalid\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    fs::write(
+        d.join("ext-client"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    for (name, ca, ext) in [
+        ("noip", "ca", "ext-noip"),
+        ("client", "ca", "ext-client"),
+        ("stranger", "wrong", "ext-client"),
+    ] {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+        let subj = format!("/CN={name}");
+        openssl(
+            d,
+            &[
+                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
+                &subj,
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_pem,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                ext,
+            ],
+        );
+    }
     Pki {
+        noip_cert: d.join("noip.pem"),
+        noip_key: d.join("noip.key"),
+        client_cert: d.join("client.pem"),
+        client_key: d.join("client.key"),
+        stranger_cert: d.join("stranger.pem"),
+        stranger_key: d.join("stranger.key"),
         rsa_private: d.join("rsa.key"),
         rsa_public: d.join("rsa.pub"),
         ca: d.join("ca.pem"),
