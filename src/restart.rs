@@ -351,8 +351,8 @@ fn find_unit() -> Option<String> {
         .map(|u| u.to_string())
 }
 
-/// Clears the budget and any give-up, after an operator fixed the cause.
-/// Clears the give-up and the budget; returns what was cleared.
+/// Clears the give-up and the budget, after an operator fixed the cause; returns what
+/// was cleared.
 pub fn reset(s: &RestartSettings, log: &Logger) -> Result<RestartState, String> {
     lock::ensure_dir(&s.runtime_dir)?;
     // A running copy finishes in well under a second; wait for it rather than race it.
@@ -392,14 +392,7 @@ pub fn status_text(s: &RestartSettings, st: &RestartState) -> String {
     let now = now_unix();
     let window = s.restart_window.as_secs_f64();
     let used = st.attempts.iter().filter(|t| now - **t < window).count();
-    let mut out = vec![format!(
-        "phase: {}",
-        match st.phase {
-            Phase::Idle => "idle",
-            Phase::Restarting => "restarting",
-            Phase::GaveUp => "gave-up",
-        }
-    )];
+    let mut out = vec![format!("phase: {}", st.phase.name())];
     out.push(format!(
         "budget: {used} of {} restarts used in the last {}",
         s.max_restarts,

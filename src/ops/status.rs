@@ -37,6 +37,9 @@ pub struct ServerView {
     pub server_id: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The flavour the connection's handshake announced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flavor: Option<crate::dialect::Flavor>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
     /// Everything it has applied (`gtid_current_pos` / `gtid_executed`).
@@ -93,6 +96,7 @@ pub fn read_server(login: &Login, timeout: Duration) -> ServerView {
     };
     conn.set_read_timeout(timeout);
     let d = conn.dialect.clone();
+    v.flavor = Some(d.flavor);
     let sql = format!(
         "SELECT @@server_id AS id, @@read_only AS ro, @@version AS v; {}; {}",
         d.executed_gtid_sql(),

@@ -178,11 +178,7 @@ fn missing_here(
     let (Some(ours), Some(theirs)) = (&local.gtid, &peer.gtid) else {
         return Err("a server did not report its GTID position".into());
     };
-    let flavor = local
-        .version
-        .as_deref()
-        .map(|v| crate::dialect::Dialect::from_version(v).flavor);
-    if flavor == Some(Flavor::MySQL) {
+    if local.flavor == Some(Flavor::MySQL) {
         let mut conn = check
             .login()
             .connect(check.connect_timeout)

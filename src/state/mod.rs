@@ -2,8 +2,9 @@
 //! how all of them are read and written: atomically, as JSON, never through a symlink.
 //!
 //! One policy for all three:
-//! - reading: a file that is missing, unreadable or not valid reads as "no state"
-//!   (`None`): state is advisory, never by itself a reason to fail a run;
+//! - reading (`load`, the hooks): a file that is missing, unreadable or not valid reads
+//!   as "no state" (`None`): state is advisory, never by itself a reason to fail a run;
+//!   `read` keeps the error apart, for the operator's status, which must say so;
 //! - writing: the whole file is replaced (temp file + rename, so a reader or a run
 //!   killed mid-write never sees half a file), or the write fails with a message naming
 //!   the path and the user. What a failed write means is decided where `save` is called,
