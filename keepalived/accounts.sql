@@ -12,7 +12,9 @@ GRANT SELECT, INSERT, UPDATE, CREATE ON keepalived_mysql.* TO 'keepalived'@'loca
 -- SUPER alone does not pass read_only; READ_ONLY ADMIN does.
 CREATE USER 'keepalived_notify'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('change-me-too');
 CREATE USER 'keepalived_notify'@'192.0.2.%' IDENTIFIED VIA mysql_native_password USING PASSWORD('change-me-too');
-GRANT READ_ONLY ADMIN, CONNECTION ADMIN, PROCESS, SLAVE MONITOR ON *.*
+-- REPLICATION SLAVE ADMIN: a promotion stops fetching from the peer until it is
+-- verified (see "Rejoin" in the README).
+GRANT READ_ONLY ADMIN, CONNECTION ADMIN, PROCESS, SLAVE MONITOR, REPLICATION SLAVE ADMIN ON *.*
     TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
 
 -- Replication between the two masters.
@@ -33,7 +35,7 @@ SET sql_log_bin = 1;
 --   GRANT SELECT, INSERT, UPDATE, CREATE ON keepalived_mysql.* TO 'keepalived'@'localhost';
 --   CREATE USER 'keepalived_notify'@'localhost' IDENTIFIED WITH caching_sha2_password BY 'change-me-too';
 --   CREATE USER 'keepalived_notify'@'192.0.2.%' IDENTIFIED WITH caching_sha2_password BY 'change-me-too';
---   GRANT SYSTEM_VARIABLES_ADMIN, CONNECTION_ADMIN, PROCESS, REPLICATION CLIENT ON *.*
+--   GRANT SYSTEM_VARIABLES_ADMIN, CONNECTION_ADMIN, PROCESS, REPLICATION CLIENT, REPLICATION_SLAVE_ADMIN ON *.*
 --       TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
 --   SET sql_log_bin = 1;
 

@@ -63,6 +63,16 @@ impl Dialect {
         }
     }
 
+    /// Starts or stops fetching from the source (the IO thread only).
+    pub fn io_thread_sql(&self, start: bool) -> &'static str {
+        match (self.replica_names(), start) {
+            (true, true) => "START REPLICA IO_THREAD",
+            (true, false) => "STOP REPLICA IO_THREAD",
+            (false, true) => "START SLAVE IO_THREAD",
+            (false, false) => "STOP SLAVE IO_THREAD",
+        }
+    }
+
     fn col(&self, old: &'static str, new: &'static str) -> &'static str {
         if self.replica_names() {
             new

@@ -21,6 +21,7 @@ use crate::dialect::Flavor;
 use crate::files;
 use crate::lock::{self, Lock, LockError};
 use crate::log::{Logger, Severity};
+use crate::rejoin;
 use crate::role;
 use crate::state::notify::{HistoryEntry, NotifyRecord};
 use crate::state::{self, now_unix, rfc3339};
@@ -147,6 +148,8 @@ struct Ctx<'a> {
     repair: bool,
     /// read_only was set before the event was recorded (vip set and gone).
     early_read_only: bool,
+    /// The option-file flags, for the programs this hook starts.
+    file_args: &'a [String],
 }
 
 /// How long to wait for the notify lock: holders keep it for milliseconds, but STOP has
@@ -192,6 +195,12 @@ fn update_record<T>(
     }
     let saved = state::notify::file(s).save(&rec);
     (out, saved)
+}
+
+/// Changes the record under the notify lock (for the rejoin watcher).
+pub fn record(s: &NotifySettings, f: impl FnOnce(&mut NotifyRecord)) -> Result<(), String> {
+    let _lock = acquire(s, Duration::from_secs(5))?;
+    update_record(s, f).1
 }
 
 fn acquire(s: &NotifySettings, wait: Duration) -> Result<Lock, String> {
@@ -358,6 +367,7 @@ pub fn run(
                 start,
                 repair,
                 early_read_only: false,
+                file_args: restart_args,
             };
             connect(s, pre.connect_budget())
                 .is_ok_and(|mut c| matches!(read_only_now(&pre, &mut c), Ok(true)))
@@ -455,6 +465,7 @@ pub fn run(
         start,
         repair,
         early_read_only,
+        file_args: restart_args,
     };
     if ctx.event.state.demotes() {
         Ok(demote(&ctx, restart_args))
@@ -491,6 +502,7 @@ fn demote(ctx: &Ctx, restart_args: &[String]) -> Outcome {
                 return Outcome::Ignored;
             }
             Ok((mut conn, true)) => {
+                resume_peer_channel(ctx, &mut conn);
                 let killed = kill_client_sessions(ctx, &mut conn);
                 let msg = format!(
                     "{name}: demoted: read_only=ON, {killed} client session(s) killed, took {:.0} ms{}",
@@ -557,6 +569,34 @@ fn demote(ctx: &Ctx, restart_args: &[String]) -> Outcome {
             }
         }
     }
+}
+
+/// A standby fetches from its master: a channel the last promotion held (see `rejoin`)
+/// runs again, whatever the watcher found.
+fn resume_peer_channel(ctx: &Ctx, conn: &mut Connection) {
+    let held = load(ctx.s)
+        .peer_channel
+        .is_some_and(|c| c.state != "resumed");
+    if !held {
+        return;
+    }
+    let sql = conn.dialect.io_thread_sql(true);
+    let r = run_all(conn, sql);
+    let _ = record(ctx.s, |r| r.peer_channel = None);
+    ctx.log.log(
+        match r {
+            Ok(()) => Severity::Notice,
+            Err(_) => Severity::Err,
+        },
+        &format!(
+            "{}: replication from the peer, held since the last promotion, resumed: {}",
+            ctx.event.state.name(),
+            match r {
+                Ok(()) => "done".to_string(),
+                Err(e) => format!("FAILED: {e}"),
+            }
+        ),
+    );
 }
 
 /// Sets read_only, unless this node is (again) the master: returns whether it did.
@@ -833,12 +873,46 @@ fn promote(ctx: &Ctx) -> Outcome {
             }
         };
     }
-    let opening = open_writes(
-        ctx,
-        &mut conn,
-        caught.is_ok() || s.open_on_catchup_timeout,
-        waited,
-    );
+    let open = caught.is_ok() || s.open_on_catchup_timeout;
+    // Caught up, writes about to open: stop fetching from the peer until it is known to
+    // hold nothing we lack (rejoin). Never a reason not to promote.
+    let held = if open {
+        match rejoin::hold(s, &mut conn) {
+            Ok(h) => h,
+            Err(e) => {
+                let msg = format!("MASTER: {e}: a returning old master's unreplicated writes could be applied here");
+                ctx.log.log(Severity::Err, &msg);
+                ctx.alert("peer-channel", &msg);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let opening = open_writes(ctx, &mut conn, open, waited);
+    let resume = conn.dialect.io_thread_sql(true);
+    if let Some(ch) = held {
+        if matches!(opening, Opening::Opened) {
+            let saved = record(s, |r| r.peer_channel = Some(ch));
+            match saved.and_then(|()| {
+                let mut args = ctx.file_args.to_vec();
+                args.push("--watch-peer".into());
+                command::spawn_sibling(PROGRAM, &args).map(|_| ())
+            }) {
+                Ok(()) => ctx.log.log(
+                    Severity::Notice,
+                    "MASTER: replication from the peer held until it is verified to hold nothing we lack",
+                ),
+                Err(e) => {
+                    let _ = run_all(&mut conn, resume);
+                    ctx.log.log(Severity::Err, &format!("MASTER: cannot watch the peer ({e}): replication from it left running"));
+                }
+            }
+        } else {
+            // Not promoted after all: fetch from the peer as before.
+            let _ = run_all(&mut conn, resume);
+        }
+    }
     match (opening, caught) {
         (Opening::Opened, Ok(())) => {
             let msg = format!("MASTER: caught up in {waited:.0} ms, read_only=OFF");

@@ -392,3 +392,112 @@ fn alerts_carry_the_event_and_are_rate_limited() {
         "{v}"
     );
 }
+
+/// Waits until the notify record's peer channel is in `state`.
+fn channel_becomes(node: &NodeConfig, state: &str, limit: Duration) -> serde_json::Value {
+    let t = Instant::now();
+    loop {
+        let rec = node.notify_state();
+        if rec["peer_channel"]["state"] == state || t.elapsed() > limit {
+            return rec;
+        }
+        sleep(Duration::from_millis(200));
+    }
+}
+
+/// Crash failover with writes the standby never received: when the old master comes
+/// back, its orphans are named, alerted and never applied on the new master, until an
+/// operator repairs it (here: applies them on purpose); then replication resumes.
+#[test]
+fn a_returning_old_master_with_orphans_is_never_applied_here() {
+    let (mut a, b) = pair();
+    with_app_table(&a, &b);
+    a.exec("SET GLOBAL read_only = OFF");
+    b.exec("SET GLOBAL read_only = ON; STOP SLAVE IO_THREAD");
+    backlog(&a, 3); // acknowledged on a, never sent to b
+    let before = rows(&b);
+    a.kill();
+    let nb = node(
+        &b,
+        true,
+        &format!(
+            "catchup-timeout = 2s\npeer-host = 127.0.0.1\npeer-port = {}",
+            a.port
+        ),
+    );
+    let r = nb.notify(&["master"]);
+    assert_eq!(r.code, 0, "{r:?} {}", nb.log());
+    assert!(!read_only(&b));
+    assert_eq!(
+        nb.notify_state()["peer_channel"]["state"],
+        "held",
+        "{}",
+        nb.log()
+    );
+    a.restart();
+    let rec = channel_becomes(&nb, "diverged", Duration::from_secs(30));
+    assert_eq!(rec["peer_channel"]["state"], "diverged", "{rec}");
+    let extra = rec["peer_channel"]["peer_extra"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(extra.starts_with("1-1-"), "a's domain, a's server: {extra}");
+    assert!(
+        nb.log()
+            .contains(&format!("DIVERGED: peer 127.0.0.1:{}", a.port)),
+        "{}",
+        nb.log()
+    );
+    sleep(Duration::from_secs(2));
+    assert_eq!(
+        rows(&b),
+        before,
+        "the orphans were applied on the new master"
+    );
+    assert_eq!(b.slave_field("Slave_IO_Running").as_deref(), Some("No"));
+
+    // The operator decides to keep them: fetched by hand, the peer then holds nothing
+    // b lacks, and the watcher lets replication run by itself.
+    b.exec("START SLAVE IO_THREAD");
+    let rec = channel_becomes(&nb, "resumed", Duration::from_secs(30));
+    assert_eq!(rec["peer_channel"]["state"], "resumed", "{rec}");
+    assert_eq!(rows(&b), before + 3);
+}
+
+/// The same crash with nothing unreplicated: the old master rejoins by itself, with no
+/// alert beyond the failover's own.
+#[test]
+fn a_clean_old_master_rejoins_by_itself() {
+    let (mut a, b) = pair();
+    with_app_table(&a, &b);
+    a.exec("SET GLOBAL read_only = OFF");
+    b.exec("SET GLOBAL read_only = ON");
+    backlog(&a, 3);
+    b.sync_with(&a);
+    a.kill();
+    let nb = node(
+        &b,
+        true,
+        &format!(
+            "catchup-timeout = 2s\npeer-host = 127.0.0.1\npeer-port = {}",
+            a.port
+        ),
+    );
+    assert_eq!(nb.notify(&["master"]).code, 0, "{}", nb.log());
+    assert_eq!(
+        nb.notify_state()["peer_channel"]["state"],
+        "held",
+        "{}",
+        nb.log()
+    );
+    a.restart();
+    let rec = channel_becomes(&nb, "resumed", Duration::from_secs(30));
+    assert_eq!(rec["peer_channel"]["state"], "resumed", "{rec}");
+    b.wait_slave_field("Slave_IO_Running", "Yes", Duration::from_secs(30));
+    assert!(!nb.log().contains("DIVERGED"), "{}", nb.log());
+    assert!(
+        nb.log().contains("replication from it resumed"),
+        "{}",
+        nb.log()
+    );
+}

@@ -31,6 +31,10 @@ struct Cli {
     /// demote (backup only) unless this node is the master by the VIP or the record
     #[arg(long)]
     from_check: bool,
+    /// Started by a promotion that held replication from the peer: watch the peer, and
+    /// resume fetching from it once it holds nothing this node lacks
+    #[arg(long, conflicts_with = "from_check")]
+    watch_peer: bool,
     /// MASTER, BACKUP, FAULT, STOP (any case), or keepalived's four notify arguments
     #[arg(value_name = "EVENT", num_args = 0..=4)]
     event: Vec<String>,
@@ -42,6 +46,16 @@ fn main() -> ExitCode {
             Ok(x) => x,
             Err(code) => return code,
         };
+    if cli.watch_peer {
+        let log = Logger::new(PROGRAM, &settings);
+        return match keepalived_mysql::rejoin::watch(&settings, &log) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                log.log(Severity::Err, &e);
+                ExitCode::from(Class::Internal.code())
+            }
+        };
+    }
     let event = match notify::parse_event(&cli.event) {
         Ok(e) => e,
         Err(e) => {

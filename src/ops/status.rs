@@ -150,6 +150,9 @@ pub struct LocalFiles {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vrrp_since: Option<String>,
     pub demotion_pending: bool,
+    /// Replication from the peer since the last promotion (held, diverged, resumed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_channel: Option<crate::state::notify::PeerChannel>,
     pub last_transitions: Vec<HistoryEntry>,
 }
 
@@ -191,6 +194,7 @@ pub fn read_files(check: &CheckSettings, restart: &RestartSettings) -> LocalFile
         vrrp_state: nr.as_ref().map(|r| r.state.clone()),
         vrrp_since: nr.as_ref().map(|r| rfc3339(r.since)),
         demotion_pending: nr.as_ref().is_some_and(|r| r.demotion_pending),
+        peer_channel: nr.as_ref().and_then(|r| r.peer_channel.clone()),
         last_transitions: nr
             .map(|r| {
                 let n = r.history.len();
@@ -371,6 +375,18 @@ pub fn judge(
             ));
         }
     }
+    match &files.peer_channel {
+        Some(c) if c.state == "diverged" => problems.push(format!(
+            "DIVERGED: the peer has transactions this node never applied: {}; replication \
+             from it stays stopped until they are discarded or applied by hand",
+            c.peer_extra.as_deref().unwrap_or("?")
+        )),
+        Some(c) if c.state == "held" && peer.as_ref().is_some_and(|p| p.reachable()) => problems.push(format!(
+            "replication from the peer is held since {} until it is verified (is the watcher running?)",
+            rfc3339(c.since)
+        )),
+        _ => {}
+    }
     if files.demotion_pending {
         problems.push("a demotion is pending (the server was unreachable)".into());
     }
@@ -509,6 +525,18 @@ pub fn text(s: &PairStatus) -> String {
             ""
         }
     ));
+    if let Some(c) = &f.peer_channel {
+        out.push_str(&format!(
+            "  from the peer       {} since {} (promoted at {}){}\n",
+            c.state,
+            rfc3339(c.since),
+            c.promoted_at,
+            c.peer_extra
+                .as_deref()
+                .map(|x| format!(": peer has {x}"))
+                .unwrap_or_default()
+        ));
+    }
     out.push_str(&format!(
         "  last check          {}\n",
         match &f.check {

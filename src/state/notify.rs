@@ -13,6 +13,19 @@ pub fn file(s: &Common) -> StateFile<NotifyRecord> {
     StateFile::new(s.state_path(FILE))
 }
 
+/// The replication channel from the peer, as the promotion left it.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct PeerChannel {
+    /// `held`, `diverged` or `resumed`.
+    pub state: String,
+    /// This node's position when it was promoted.
+    pub promoted_at: String,
+    pub since: f64,
+    /// What the peer has that this node lacks (diverged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_extra: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct HistoryEntry {
     pub seq: u64,
@@ -51,4 +64,7 @@ pub struct NotifyRecord {
     pub history: Vec<HistoryEntry>,
     #[serde(default)]
     pub alerts: std::collections::BTreeMap<String, f64>,
+    /// The replication channel from the peer since the last promotion (see `rejoin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_channel: Option<PeerChannel>,
 }

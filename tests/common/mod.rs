@@ -132,7 +132,7 @@ impl Mariadb {
              GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'; \
              CREATE USER '{NOTIFY_USER}'@'localhost' IDENTIFIED BY '{NOTIFY_PASS}'; \
              CREATE USER '{NOTIFY_USER}'@'127.0.0.1' IDENTIFIED BY '{NOTIFY_PASS}'; \
-             GRANT READ_ONLY ADMIN, CONNECTION ADMIN, PROCESS, SLAVE MONITOR ON *.* \
+             GRANT READ_ONLY ADMIN, CONNECTION ADMIN, PROCESS, SLAVE MONITOR, REPLICATION SLAVE ADMIN ON *.* \
                TO '{NOTIFY_USER}'@'localhost', '{NOTIFY_USER}'@'127.0.0.1'; \
              CREATE USER '{APP_USER}'@'localhost' IDENTIFIED BY '{APP_PASS}'; \
              GRANT ALL ON app.* TO '{APP_USER}'@'localhost'; \
