@@ -16,6 +16,9 @@ CREATE USER 'keepalived_notify'@'192.0.2.%' IDENTIFIED VIA mysql_native_password
 -- verified (see "Rejoin" in the README).
 GRANT READ_ONLY ADMIN, CONNECTION ADMIN, PROCESS, SLAVE MONITOR, REPLICATION SLAVE ADMIN ON *.*
     TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
+-- The "diverged" marker a promoted node writes for a peer it will not fetch from.
+GRANT SELECT, INSERT, DELETE, CREATE ON keepalived_mysql.*
+    TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
 
 -- Replication between the two masters.
 CREATE USER 'repl'@'192.0.2.%' IDENTIFIED BY 'change-me-repl';

@@ -362,6 +362,17 @@ pub fn judge(s: &CheckSettings, role: (Role, RoleSource), obs: Observation) -> V
         return v;
     }
 
+    if let Some(gtids) = &obs.diverged {
+        return fail(
+            v,
+            Class::Diverged,
+            format!(
+                "DIVERGED: this node holds transactions the active node never applied ({gtids}): \
+                 not eligible until they are discarded (re-clone) or applied there \
+                 (see keepalived-mysql-notify(8), REJOIN)"
+            ),
+        );
+    }
     let Some(r) = &obs.replica else {
         return fail(
             v,

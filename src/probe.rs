@@ -51,6 +51,8 @@ pub struct Observation {
     pub heartbeat_note: Option<String>,
     /// Active node only: `Some(Err)` when the write probe failed.
     pub write: Option<Result<(), String>>,
+    /// Standby only: the GTIDs the active node marked this server for (see `rejoin`).
+    pub diverged: Option<String>,
 }
 
 const ER_NO_SUCH_TABLE: u16 = 1146;
@@ -87,8 +89,9 @@ pub fn observe(
             // time we held the VIP) does not.
             sql.push_str(&format!(
                 "SELECT TIMESTAMPDIFF(MICROSECOND, ts, UTC_TIMESTAMP(6)) AS age_us FROM {} \
-                 WHERE server_id <> @@server_id ORDER BY ts DESC LIMIT 1",
-                t.qualified()
+                 WHERE server_id <> @@server_id ORDER BY ts DESC LIMIT 1; {}",
+                t.qualified(),
+                crate::rejoin::MARK_READ_SQL
             ));
         }
     }
@@ -143,6 +146,10 @@ pub fn observe(
                 }
                 Some(Err(e)) => obs.heartbeat_note = Some(format!("heartbeat not readable: {e}")),
                 None => obs.heartbeat_note = Some("heartbeat got no reply".into()),
+            }
+            // Last: a missing marker table (the usual case) is an error that ends the batch.
+            if let Some(Ok(m)) = conn.next_result() {
+                obs.diverged = m.get(0, "gtids").map(String::from);
             }
         }
     }

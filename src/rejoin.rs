@@ -31,6 +31,12 @@ use crate::state::{self, now_unix};
 use crate::verdict::Class;
 
 pub const WATCH_LOCK: &str = "peer-watch.lock";
+/// The marker the active node writes for a diverged peer; it replicates to that peer,
+/// whose check then reports it not eligible (exit 21) until the marker is removed.
+const MARK_TABLE: &str = "`keepalived_mysql`.`diverged`";
+/// The check's read of it, last in its batch (on a standby).
+pub const MARK_READ_SQL: &str =
+    "SELECT gtids FROM `keepalived_mysql`.`diverged` WHERE server_id = @@server_id";
 /// A failover's old master may take long to come back; the watcher waits this long.
 const WATCH_FOR: Duration = Duration::from_secs(24 * 3600);
 
@@ -60,9 +66,41 @@ pub fn hold(s: &NotifySettings, conn: &mut Connection) -> Result<Option<PeerChan
     }))
 }
 
+/// Marks (`Some(gtids)`) or unmarks the peer `server_id` as diverged, on this node,
+/// whence it replicates to the peer. Written on the master, so never errant itself.
+fn mark(local: &mut Connection, server_id: u64, gtids: Option<&str>) -> Result<(), String> {
+    let sql = match gtids {
+        Some(g) => format!(
+            "CREATE DATABASE IF NOT EXISTS `keepalived_mysql`; \
+             CREATE TABLE IF NOT EXISTS {MARK_TABLE} (server_id INT UNSIGNED PRIMARY KEY, \
+             gtids TEXT NOT NULL, since TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)); \
+             REPLACE INTO {MARK_TABLE} (server_id, gtids) VALUES ({server_id}, '{}')",
+            g.replace(['\'', '\\'], "")
+        ),
+        None => format!("DELETE FROM {MARK_TABLE} WHERE server_id = {server_id}"),
+    };
+    let mut r = local.query(&sql).map(|_| ());
+    while let Some(next) = local.next_result() {
+        r = r.and(next.map(|_| ()));
+    }
+    match r {
+        // Nothing was ever marked: nothing to remove.
+        Err(crate::wire::WireError::Server {
+            code: 1146 | 1049, ..
+        }) if gtids.is_none() => Ok(()),
+        r => r.map_err(|e| {
+            format!(
+                "cannot {} the diverged marker: {e}",
+                if gtids.is_some() { "write" } else { "remove" }
+            )
+        }),
+    }
+}
+
 /// What the peer has that this node lacks, by the server's own arithmetic on MySQL
-/// and per domain on MariaDB. `Err`: either side could not be read.
-fn peer_extra(local: &mut Connection, peer: &mut Connection) -> Result<String, ConnError> {
+/// and per domain on MariaDB, and the peer's server id. `Err`: either side could not
+/// be read.
+fn peer_extra(local: &mut Connection, peer: &mut Connection) -> Result<(String, u64), ConnError> {
     let classify = |e: crate::wire::WireError| crate::connection::classify(&e);
     let d = local.dialect.clone();
     let theirs = match d.flavor {
@@ -70,6 +108,8 @@ fn peer_extra(local: &mut Connection, peer: &mut Connection) -> Result<String, C
         Flavor::MariaDB => "SELECT @@gtid_binlog_pos AS pos",
         Flavor::MySQL => "SELECT @@gtid_executed AS pos",
     };
+    let id = peer.query("SELECT @@server_id AS id").map_err(classify)?;
+    let id = id.get(0, "id").and_then(|v| v.parse().ok()).unwrap_or(0);
     let theirs = peer.query(theirs).map_err(classify)?;
     let theirs = theirs.get(0, "pos").unwrap_or("").to_string();
     match d.flavor {
@@ -79,7 +119,7 @@ fn peer_extra(local: &mut Connection, peer: &mut Connection) -> Result<String, C
                 theirs.replace(['\'', '\\'], "")
             );
             let r = local.query(&q).map_err(classify)?;
-            Ok(r.get(0, "d").unwrap_or("").trim().to_string())
+            Ok((r.get(0, "d").unwrap_or("").trim().to_string(), id))
         }
         Flavor::MariaDB => {
             let ours = local.query(d.executed_gtid_sql()).map_err(classify)?;
@@ -89,7 +129,7 @@ fn peer_extra(local: &mut Connection, peer: &mut Connection) -> Result<String, C
                 &gtid::parse_mariadb(&theirs).map_err(bad)?,
                 &gtid::parse_mariadb(&ours).map_err(bad)?,
             );
-            Ok(ahead.join(", "))
+            Ok((ahead.join(", "), id))
         }
     }
 }
@@ -123,7 +163,8 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
             peer_extra(&mut local, &mut peer).map(|extra| (local, extra))
         });
         match checked {
-            Ok((mut local, extra)) if extra.is_empty() => {
+            Ok((mut local, (extra, peer_id))) if extra.is_empty() => {
+                mark(&mut local, peer_id, None)?;
                 let d = local.dialect.clone();
                 local
                     .query(d.io_thread_sql(true))
@@ -145,8 +186,11 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
                 );
                 return Ok(());
             }
-            Ok((_, extra)) => {
+            Ok((mut local, (extra, peer_id))) => {
                 if extra != said {
+                    if let Err(e) = mark(&mut local, peer_id, Some(&extra)) {
+                        log.log(Severity::Err, &e);
+                    }
                     said = extra.clone();
                     let msg = format!(
                         "DIVERGED: peer {peer_name} has transactions this node never applied: \

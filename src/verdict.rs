@@ -26,10 +26,11 @@ pub enum Class {
     ServerError,
     Protocol,
     Tls,
+    Diverged,
 }
 
 impl Class {
-    pub const ALL: [Class; 16] = [
+    pub const ALL: [Class; 17] = [
         Class::Ok,
         Class::Internal,
         Class::Usage,
@@ -46,6 +47,7 @@ impl Class {
         Class::ServerError,
         Class::Protocol,
         Class::Tls,
+        Class::Diverged,
     ];
 
     pub fn code(self) -> u8 {
@@ -66,6 +68,7 @@ impl Class {
             Class::ServerError => 18,
             Class::Protocol => 19,
             Class::Tls => 20,
+            Class::Diverged => 21,
         }
     }
 
@@ -87,6 +90,7 @@ impl Class {
             Class::ServerError => "server-error",
             Class::Protocol => "bad-reply",
             Class::Tls => "tls",
+            Class::Diverged => "diverged",
         }
     }
 
@@ -114,6 +118,7 @@ impl Class {
             Class::ServerError => "unexpected server error",
             Class::Protocol => "bad reply from the server (protocol error)",
             Class::Tls => "TLS failure or insecure transport refused (alive, misconfigured)",
+            Class::Diverged => "standby holds transactions the active node never applied",
         }
     }
 

@@ -455,6 +455,19 @@ fn a_returning_old_master_with_orphans_is_never_applied_here() {
         "the orphans were applied on the new master"
     );
     assert_eq!(b.slave_field("Slave_IO_Running").as_deref(), Some("No"));
+    // The old node, replicating from b again, learns it through the marker b wrote:
+    // its own check says it is not eligible, naming the GTIDs. (b's check, as the
+    // active node, keeps the heartbeat beside it, as on a live pair.)
+    assert_eq!(nb.check(&[]).code, 0, "{}", nb.log());
+    a.exec("START SLAVE");
+    let na = NodeConfig::new(&a, false, "");
+    let r = wait_for_code(&na, 21, Duration::from_secs(30));
+    assert_eq!(r.code, 21, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("DIVERGED") && r.stdout.contains("1-1-"),
+        "{}",
+        r.stdout
+    );
 
     // The operator decides to keep them: fetched by hand, the peer then holds nothing
     // b lacks, and the watcher lets replication run by itself.
@@ -462,6 +475,14 @@ fn a_returning_old_master_with_orphans_is_never_applied_here() {
     let rec = channel_becomes(&nb, "resumed", Duration::from_secs(30));
     assert_eq!(rec["peer_channel"]["state"], "resumed", "{rec}");
     assert_eq!(rows(&b), before + 3);
+    // The marker is gone, on a too: eligible again by itself.
+    let t = Instant::now();
+    let mut r = na.check(&["--format", "text"]);
+    while r.code == 21 && t.elapsed() < Duration::from_secs(30) {
+        sleep(Duration::from_millis(300));
+        r = na.check(&["--format", "text"]);
+    }
+    assert_ne!(r.code, 21, "{}", r.stdout);
 }
 
 /// The same crash with nothing unreplicated: the old master rejoins by itself, with no
