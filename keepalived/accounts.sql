@@ -17,7 +17,7 @@ CREATE USER 'keepalived_notify'@'192.0.2.%' IDENTIFIED VIA mysql_native_password
 GRANT READ_ONLY ADMIN, CONNECTION ADMIN, PROCESS, SLAVE MONITOR, REPLICATION SLAVE ADMIN ON *.*
     TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
 -- The "diverged" marker a promoted node writes for a peer it will not fetch from.
-GRANT SELECT, INSERT, DELETE, CREATE ON keepalived_mysql.*
+GRANT SELECT, INSERT, CREATE ON keepalived_mysql.*
     TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
 
 -- Replication between the two masters.
@@ -39,6 +39,8 @@ SET sql_log_bin = 1;
 --   CREATE USER 'keepalived_notify'@'localhost' IDENTIFIED WITH caching_sha2_password BY 'change-me-too';
 --   CREATE USER 'keepalived_notify'@'192.0.2.%' IDENTIFIED WITH caching_sha2_password BY 'change-me-too';
 --   GRANT SYSTEM_VARIABLES_ADMIN, CONNECTION_ADMIN, PROCESS, REPLICATION CLIENT, REPLICATION_SLAVE_ADMIN ON *.*
+--       TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
+--   GRANT SELECT, INSERT, CREATE ON keepalived_mysql.*
 --       TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
 --   SET sql_log_bin = 1;
 

@@ -502,8 +502,8 @@ fn demote(ctx: &Ctx, restart_args: &[String]) -> Outcome {
                 return Outcome::Ignored;
             }
             Ok((mut conn, true)) => {
-                resume_peer_channel(ctx, &mut conn);
                 let killed = kill_client_sessions(ctx, &mut conn);
+                resume_peer_channel(ctx, &mut conn);
                 let msg = format!(
                     "{name}: demoted: read_only=ON, {killed} client session(s) killed, took {:.0} ms{}",
                     ctx.ms(),
@@ -572,12 +572,25 @@ fn demote(ctx: &Ctx, restart_args: &[String]) -> Outcome {
 }
 
 /// A standby fetches from its master: a channel the last promotion held (see `rejoin`)
-/// runs again, whatever the watcher found.
+/// runs again, unless the peer was found diverged: its orphans are still not applied
+/// here (said loudly; the repair is the operator's). After the sessions are killed, and
+/// never for STOP, whose second is spent by then.
 fn resume_peer_channel(ctx: &Ctx, conn: &mut Connection) {
-    let held = load(ctx.s)
-        .peer_channel
-        .is_some_and(|c| c.state != "resumed");
-    if !held {
+    let Some(ch) = load(ctx.s).peer_channel else {
+        return;
+    };
+    if ch.state == "resumed" || ctx.event.state == VrrpState::Stop {
+        return;
+    }
+    if ch.state == "diverged" {
+        let msg = format!(
+            "{}: standby now, but replication from the diverged peer stays stopped: its \
+             transactions {} were never applied here; repair before resuming it",
+            ctx.event.state.name(),
+            ch.peer_extra.as_deref().unwrap_or("?")
+        );
+        ctx.log.log(Severity::Err, &msg);
+        ctx.alert("peer-diverged", &msg);
         return;
     }
     let sql = conn.dialect.io_thread_sql(true);

@@ -148,8 +148,18 @@ pub fn observe(
                 None => obs.heartbeat_note = Some("heartbeat got no reply".into()),
             }
             // Last: a missing marker table (the usual case) is an error that ends the batch.
-            if let Some(Ok(m)) = conn.next_result() {
-                obs.diverged = m.get(0, "gtids").map(String::from);
+            // Any other failure to read it is not "not diverged": the check says so.
+            match conn.next_result() {
+                Some(Ok(m)) => {
+                    obs.diverged = m
+                        .get(0, "gtids")
+                        .filter(|g| !g.is_empty())
+                        .map(String::from)
+                }
+                Some(Err(WireError::Server { code, .. }))
+                    if code == ER_NO_SUCH_TABLE || code == ER_BAD_DB => {}
+                Some(Err(e)) => return Err(classify(&e)),
+                None => {}
             }
         }
     }

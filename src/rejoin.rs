@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::NotifySettings;
 use crate::connection::{ConnError, Connection};
-use crate::dialect::Flavor;
+use crate::dialect::{Flavor, ThreadState};
 use crate::gtid;
 use crate::lock;
 use crate::log::{Logger, Severity};
@@ -35,8 +35,8 @@ pub const WATCH_LOCK: &str = "peer-watch.lock";
 /// whose check then reports it not eligible (exit 21) until the marker is removed.
 const MARK_TABLE: &str = "`keepalived_mysql`.`diverged`";
 /// The check's read of it, last in its batch (on a standby).
-pub const MARK_READ_SQL: &str =
-    "SELECT gtids FROM `keepalived_mysql`.`diverged` WHERE server_id = @@server_id";
+pub const MARK_READ_SQL: &str = "SELECT gtids FROM `keepalived_mysql`.`diverged` \
+     WHERE server_id = @@server_id ORDER BY id DESC LIMIT 1";
 /// A failover's old master may take long to come back; the watcher waits this long.
 const WATCH_FOR: Duration = Duration::from_secs(24 * 3600);
 
@@ -66,52 +66,56 @@ pub fn hold(s: &NotifySettings, conn: &mut Connection) -> Result<Option<PeerChan
     }))
 }
 
-/// Marks (`Some(gtids)`) or unmarks the peer `server_id` as diverged, on this node,
-/// whence it replicates to the peer. Written on the master, so never errant itself.
+/// Marks (`Some(gtids)`) or clears (`None`) the peer `server_id` as diverged, on this
+/// node, whence it replicates to the peer. Rows are only ever inserted (the newest per
+/// server counts): an update or delete replicated in row format would stop a peer that
+/// lacks the row (error 1032). Written on the master, so never errant itself.
 fn mark(local: &mut Connection, server_id: u64, gtids: Option<&str>) -> Result<(), String> {
-    let sql = match gtids {
-        Some(g) => format!(
-            "CREATE DATABASE IF NOT EXISTS `keepalived_mysql`; \
-             CREATE TABLE IF NOT EXISTS {MARK_TABLE} (server_id INT UNSIGNED PRIMARY KEY, \
-             gtids TEXT NOT NULL, since TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)); \
-             REPLACE INTO {MARK_TABLE} (server_id, gtids) VALUES ({server_id}, '{}')",
-            g.replace(['\'', '\\'], "")
-        ),
-        None => format!("DELETE FROM {MARK_TABLE} WHERE server_id = {server_id}"),
-    };
+    let sql = format!(
+        "CREATE DATABASE IF NOT EXISTS `keepalived_mysql`; \
+         CREATE TABLE IF NOT EXISTS {MARK_TABLE} (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, \
+         server_id INT UNSIGNED NOT NULL, gtids TEXT NOT NULL, \
+         since TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), KEY (server_id, id)); \
+         INSERT INTO {MARK_TABLE} (server_id, gtids) VALUES ({server_id}, '{}')",
+        gtids.unwrap_or("").replace(['\'', '\\'], "")
+    );
     let mut r = local.query(&sql).map(|_| ());
     while let Some(next) = local.next_result() {
         r = r.and(next.map(|_| ()));
     }
-    match r {
-        // Nothing was ever marked: nothing to remove.
-        Err(crate::wire::WireError::Server {
-            code: 1146 | 1049, ..
-        }) if gtids.is_none() => Ok(()),
-        r => r.map_err(|e| {
-            format!(
-                "cannot {} the diverged marker: {e}",
-                if gtids.is_some() { "write" } else { "remove" }
-            )
-        }),
-    }
+    r.map_err(|e| {
+        format!(
+            "cannot {} the diverged marker: {e}",
+            if gtids.is_some() { "write" } else { "clear" }
+        )
+    })
 }
 
 /// What the peer has that this node lacks, by the server's own arithmetic on MySQL
 /// and per domain on MariaDB, and the peer's server id. `Err`: either side could not
-/// be read.
+/// be read, or the answer cannot be trusted: never taken for "nothing extra".
 fn peer_extra(local: &mut Connection, peer: &mut Connection) -> Result<(String, u64), ConnError> {
     let classify = |e: crate::wire::WireError| crate::connection::classify(&e);
+    let unreadable =
+        |what: &str| ConnError::new(Class::Protocol, format!("no {what} in the reply"));
     let d = local.dialect.clone();
     let theirs = match d.flavor {
         // The peer's binary log: what it would send us.
-        Flavor::MariaDB => "SELECT @@gtid_binlog_pos AS pos",
-        Flavor::MySQL => "SELECT @@gtid_executed AS pos",
+        Flavor::MariaDB => {
+            "SELECT @@server_id AS id, @@gtid_domain_id AS dom, @@gtid_binlog_pos AS pos"
+        }
+        Flavor::MySQL => "SELECT @@server_id AS id, 0 AS dom, @@gtid_executed AS pos",
     };
-    let id = peer.query("SELECT @@server_id AS id").map_err(classify)?;
-    let id = id.get(0, "id").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let theirs = peer.query(theirs).map_err(classify)?;
-    let theirs = theirs.get(0, "pos").unwrap_or("").to_string();
+    let r = peer.query(theirs).map_err(classify)?;
+    let id = r
+        .get(0, "id")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| unreadable("server id"))?;
+    let theirs = r
+        .get(0, "pos")
+        .ok_or_else(|| unreadable("GTID position"))?
+        .to_string();
+    let their_domain = r.get(0, "dom").unwrap_or("0").to_string();
     match d.flavor {
         Flavor::MySQL => {
             let q = format!(
@@ -119,11 +123,30 @@ fn peer_extra(local: &mut Connection, peer: &mut Connection) -> Result<(String, 
                 theirs.replace(['\'', '\\'], "")
             );
             let r = local.query(&q).map_err(classify)?;
-            Ok((r.get(0, "d").unwrap_or("").trim().to_string(), id))
+            let extra = r
+                .get(0, "d")
+                .ok_or_else(|| unreadable("GTID_SUBTRACT result"))?;
+            Ok((extra.trim().to_string(), id))
         }
         Flavor::MariaDB => {
-            let ours = local.query(d.executed_gtid_sql()).map_err(classify)?;
-            let ours = ours.get(0, "pos").unwrap_or("").to_string();
+            let ours = local
+                .query("SELECT @@gtid_domain_id AS dom, @@gtid_current_pos AS pos")
+                .map_err(classify)?;
+            // One domain for both nodes: sequence numbers no longer tell whose a
+            // transaction is, so nothing can be verified (mysql-pair.cnf says why).
+            if ours.get(0, "dom") == Some(their_domain.as_str()) {
+                return Err(ConnError::new(
+                    Class::Config,
+                    format!(
+                        "both nodes write GTID domain {their_domain}: the peer's transactions \
+                         cannot be told apart; give each node its own gtid_domain_id"
+                    ),
+                ));
+            }
+            let ours = ours
+                .get(0, "pos")
+                .ok_or_else(|| unreadable("GTID position"))?
+                .to_string();
             let bad = |e: String| ConnError::new(Class::Protocol, e);
             let ahead = gtid::mariadb_ahead(
                 &gtid::parse_mariadb(&theirs).map_err(bad)?,
@@ -135,20 +158,59 @@ fn peer_extra(local: &mut Connection, peer: &mut Connection) -> Result<(String, 
 }
 
 /// The watcher: runs detached after a promotion that held the channel, one at a time,
-/// until the channel is resumed, this node is no longer the master, or a day passed.
+/// until the channel is resumed or this node is no longer the master; a day at most,
+/// and it says so when it gives up.
 pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
     let Some(peer_login) = s.peer_login() else {
         return Ok(());
     };
     let _only = match lock::try_lock(&s.state_path(WATCH_LOCK), &s.runtime_dir) {
         Ok(l) => l,
-        Err(_) => return Ok(()), // another watcher is at it
+        Err(lock::LockError::Busy) => return Ok(()), // another watcher is at it
+        Err(lock::LockError::Io(e)) => {
+            let msg = format!("cannot watch the peer: {e}; replication from it stays held");
+            log.log(Severity::Err, &msg);
+            crate::alert::raise(
+                s,
+                log,
+                crate::notify::PROGRAM,
+                "peer-channel",
+                &msg,
+                serde_json::json!({}),
+            );
+            return Err(msg);
+        }
     };
     let until = Instant::now() + WATCH_FOR;
     let peer_name = peer_login.endpoint.to_string();
+    // What was last reported, so a persisting state is said once.
     let mut said = String::new();
+    let say = |said: &mut String, sev: Severity, msg: String, alert: Option<&str>| {
+        if msg != *said {
+            log.log(sev, &msg);
+            if let Some(kind) = alert {
+                crate::alert::raise(
+                    s,
+                    log,
+                    crate::notify::PROGRAM,
+                    kind,
+                    &msg,
+                    serde_json::json!({ "peer": peer_name }),
+                );
+            }
+            *said = msg;
+        }
+    };
     while Instant::now() < until {
-        let rec = state::notify::file(s).load().unwrap_or_default();
+        let rec = match state::notify::file(s).read() {
+            Ok(r) => r.unwrap_or_default(),
+            // Cannot learn where we stand: keep holding, keep looking.
+            Err(e) => {
+                say(&mut said, Severity::Err, format!("peer watch: {e}"), None);
+                sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
         let Some(ch) = rec.peer_channel.clone() else {
             return Ok(());
         };
@@ -159,23 +221,47 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
             return Ok(());
         }
         let checked = s.login().connect(s.connect_timeout).and_then(|mut local| {
+            // Held means stopped, whatever restarted mysqld meanwhile (a restarted
+            // server starts its replica threads again).
+            let d = local.dialect.clone();
+            if let Ok(st) = local.query(d.replica_status_sql()) {
+                if d.status_from(&st)
+                    .is_some_and(|r| r.io_running != ThreadState::No)
+                {
+                    let _ = local.query(d.io_thread_sql(false));
+                }
+            }
             let mut peer = peer_login.connect(s.connect_timeout)?;
             peer_extra(&mut local, &mut peer).map(|extra| (local, extra))
         });
         match checked {
             Ok((mut local, (extra, peer_id))) if extra.is_empty() => {
-                mark(&mut local, peer_id, None)?;
                 let d = local.dialect.clone();
                 local
                     .query(d.io_thread_sql(true))
                     .map_err(|e| format!("cannot resume fetching from the peer: {e}"))?;
-                crate::notify::record(s, |r| {
+                if ch.state == "diverged" {
+                    if let Err(e) = mark(&mut local, peer_id, None) {
+                        log.log(
+                            Severity::Err,
+                            &format!(
+                                "{e}: the peer's check keeps saying diverged until it is cleared"
+                            ),
+                        );
+                    }
+                }
+                if let Err(e) = crate::notify::record(s, |r| {
                     if let Some(c) = r.peer_channel.as_mut() {
                         c.state = "resumed".into();
                         c.peer_extra = None;
                         c.since = now_unix();
                     }
-                })?;
+                }) {
+                    log.log(
+                        Severity::Err,
+                        &format!("replication from the peer resumed, but {e}"),
+                    );
+                }
                 log.log(
                     Severity::Notice,
                     &format!(
@@ -187,38 +273,59 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
                 return Ok(());
             }
             Ok((mut local, (extra, peer_id))) => {
-                if extra != said {
-                    if let Err(e) = mark(&mut local, peer_id, Some(&extra)) {
-                        log.log(Severity::Err, &e);
+                let msg = format!(
+                    "DIVERGED: peer {peer_name} has transactions this node never applied: \
+                     {extra}; replication from it stays stopped, so they are not applied \
+                     here. Discard them on the peer (re-clone it from this node) or apply \
+                     them by hand, then it resumes by itself (see keepalived-mysql-notify(8))"
+                );
+                if msg != said {
+                    // Reported only once the marker and the record say it too: a failed
+                    // write is tried again on the next round.
+                    let marked = mark(&mut local, peer_id, Some(&extra)).and_then(|()| {
+                        crate::notify::record(s, |r| {
+                            if let Some(c) = r.peer_channel.as_mut() {
+                                c.state = "diverged".into();
+                                c.peer_extra = Some(extra.clone());
+                            }
+                        })
+                    });
+                    match marked {
+                        Ok(()) => say(&mut said, Severity::Err, msg, Some("peer-diverged")),
+                        Err(e) => log.log(Severity::Err, &format!("{msg}; but {e}")),
                     }
-                    said = extra.clone();
-                    let msg = format!(
-                        "DIVERGED: peer {peer_name} has transactions this node never applied: \
-                         {extra}; replication from it stays stopped, so they are not applied \
-                         here. Discard them on the peer (re-clone it from this node) or apply \
-                         them by hand, then it resumes by itself (see keepalived-mysql-notify(8))"
-                    );
-                    log.log(Severity::Err, &msg);
-                    crate::notify::record(s, |r| {
-                        if let Some(c) = r.peer_channel.as_mut() {
-                            c.state = "diverged".into();
-                            c.peer_extra = Some(extra.clone());
-                        }
-                    })?;
-                    crate::alert::raise(
-                        s,
-                        log,
-                        crate::notify::PROGRAM,
-                        "peer-diverged",
-                        &msg,
-                        serde_json::json!({ "peer": peer_name, "gtids": extra }),
-                    );
                 }
             }
-            // Not back yet, or refusing us: nothing learned, keep holding.
+            // Refused, or an answer that cannot be trusted: said, still held.
+            Err(e) if e.class != Class::Down && e.class != Class::Timeout => {
+                say(
+                    &mut said,
+                    Severity::Err,
+                    format!(
+                        "peer watch: {}: replication from the peer stays held",
+                        e.msg
+                    ),
+                    Some("peer-channel"),
+                );
+            }
+            // Not back yet: keep holding.
             Err(_) => {}
         }
         sleep(Duration::from_secs(1));
     }
+    let msg = format!(
+        "peer watch gave up after {}: replication from {peer_name} stays held; resume it by hand \
+         (START SLAVE IO_THREAD) once the peer is verified",
+        humantime::format_duration(WATCH_FOR)
+    );
+    log.log(Severity::Err, &msg);
+    crate::alert::raise(
+        s,
+        log,
+        crate::notify::PROGRAM,
+        "peer-channel",
+        &msg,
+        serde_json::json!({}),
+    );
     Ok(())
 }

@@ -161,6 +161,8 @@ scenario_crash_hold_off() { # [--tcp]
     expect "hold off: $a's mysqld is restarted and read-only" wait_for 40 read_only_standby "$a"
     expect "hold off: $a replicates again" wait_for 20 sh -c \
         "mariadb --no-defaults -S $(sock "$a") -uroot -e 'SHOW SLAVE STATUS\G' | grep -q 'Slave_SQL_Running: Yes'"
+    expect "hold off: $b fetches from the returned $a again (clean rejoin)" wait_for 30 sh -c \
+        "mariadb --no-defaults -S $(sock "$b") -uroot -e 'SHOW SLAVE STATUS\G' | grep -q 'Slave_IO_Running: Yes'"
     finish "crash, restart, hold-vip off$over"
     expect "hold off: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
     [ -z "$over" ] || tcp_only_proof
@@ -279,6 +281,43 @@ scenario_switchover() { # [--tcp]
 }
 scenario_switchover_tcp() { scenario_switchover --tcp; }
 
+# The standby stops receiving (its IO thread unaware); the active node takes writes
+# (acknowledged, never replicated), then crashes and is restarted: its orphans must not
+# reach the new master, and the old node must not be eligible while it holds them.
+scenario_orphans() {
+    echo "# orphans: acknowledged writes the standby never received; the old master comes back"
+    start --hold-vip off || return
+    local a b; a=$(holder); b=$(other "$a")
+    # $b can no longer reach $a for replication (here: its channel points at a closed
+    # port): "cannot connect" is what a failover looks like from a standby, so $b stays
+    # eligible, while the client's writes through the VIP reach only $a.
+    sql "$b" "STOP SLAVE; CHANGE MASTER TO MASTER_PORT = 3307; START SLAVE"
+    sleep 3
+    fault_now
+    kill_mysqld "$a"
+    expect "orphans: the VIP moves to $b" wait_for 15 holder_is "$b"
+    expect "orphans: writes flow through $b" wait_for 15 writes_via "$b"
+    # The promotion held $b's channel; point it back at the real port for later.
+    sql "$b" "STOP SLAVE; CHANGE MASTER TO MASTER_PORT = 3306; START SLAVE SQL_THREAD"
+    expect "orphans: $a's mysqld is restarted and read-only" wait_for 40 read_only_standby "$a"
+    expect "orphans: $b says the peer diverged, naming its GTIDs" wait_for 30 \
+        grep -q "DIVERGED: peer ${IP[$a]}:3306 has transactions this node never applied: ${ID[$a]}-${ID[$a]}-" \
+        "$LAB/$b/keepalived-mysql.log"
+    expect "orphans: $a's own check says diverged (exit 21)" wait_for 30 sh -c \
+        "ip netns exec $a /usr/sbin/keepalived-mysql-check; [ \$? = 21 ]"
+    sleep 3
+    expect "orphans: $b still does not fetch from $a" sh -c \
+        "mariadb --no-defaults -S $(sock "$b") -uroot -e 'SHOW SLAVE STATUS\G' | grep -q 'Slave_IO_Running: No'"
+    finish "orphans: old master returns with unreplicated writes"
+    local held
+    held=$(awk '$3 == "ok" {print $4}' "$LAB/writes.log" | while read -r id; do
+        [ "$(sql "$b" "SELECT COUNT(*) FROM app.writes WHERE id = $id")" = 0 ] && echo "$id"
+    done | wc -l)
+    echo "   acknowledged by the old master, kept off the new one: $held"
+    expect "orphans: the new master did not apply them" [ "$held" = "$LAST_LOST" ]
+    expect "orphans: there were some to keep off (the scenario tests something)" [ "$held" -gt 0 ]
+}
+
 scenario_demotion_kills_sessions() {
     echo "# demotion: a client session on the old master is killed and cannot write"
     start || return
@@ -326,7 +365,7 @@ deps
 export LAB_SKIP_DEPS=1
 # SCENARIOS="drain sigstop" tests/failover.sh runs a subset.
 ALL=(crash_hold_on crash_hold_off crash_no_restart sigstop sigstop_hold_on broken_standby drain
-    switchover demotion_kills_sessions hard_crash_async hard_crash_semi crash_tcp switchover_tcp)
+    switchover orphans demotion_kills_sessions hard_crash_async hard_crash_semi crash_tcp switchover_tcp)
 if [ -n "${SCENARIOS:-}" ]; then read -r -a ALL <<< "$SCENARIOS"; fi
 for s in "${ALL[@]}"; do
     "scenario_$s"

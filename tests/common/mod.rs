@@ -134,7 +134,7 @@ impl Mariadb {
              CREATE USER '{NOTIFY_USER}'@'127.0.0.1' IDENTIFIED BY '{NOTIFY_PASS}'; \
              GRANT READ_ONLY ADMIN, CONNECTION ADMIN, PROCESS, SLAVE MONITOR, REPLICATION SLAVE ADMIN ON *.* \
                TO '{NOTIFY_USER}'@'localhost', '{NOTIFY_USER}'@'127.0.0.1'; \
-             GRANT SELECT, INSERT, DELETE, CREATE ON keepalived_mysql.* \
+             GRANT SELECT, INSERT, CREATE ON keepalived_mysql.* \
                TO '{NOTIFY_USER}'@'localhost', '{NOTIFY_USER}'@'127.0.0.1'; \
              CREATE USER '{APP_USER}'@'localhost' IDENTIFIED BY '{APP_PASS}'; \
              GRANT ALL ON app.* TO '{APP_USER}'@'localhost'; \
