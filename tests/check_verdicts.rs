@@ -287,3 +287,43 @@ fn dialect_from_the_real_mariadb_handshake() {
         "{version}"
     );
 }
+
+/// The heartbeat writer never creates an errant transaction: only the node holding the
+/// VIP writes (its own row); a standby's check, however often it runs, adds nothing to
+/// its own GTID domain, so it holds nothing its master lacks.
+#[test]
+fn the_heartbeat_is_written_only_on_the_vip_holder() {
+    let (a, b) = pair();
+    // b writable too: read_only must not be what keeps its check from writing.
+    a.exec("SET GLOBAL read_only = 0");
+    b.exec("SET GLOBAL read_only = 0");
+    let active = NodeConfig::new(&a, true, "");
+    let standby = NodeConfig::new(&b, false, "");
+    assert_eq!(active.check(&[]).code, 0, "{}", active.log());
+    b.sync_with(&a);
+    // b's own domain (2): what b itself wrote.
+    let own = |db: &Mariadb| {
+        let pos = db.value("SELECT @@gtid_binlog_pos").unwrap_or_default();
+        keepalived_mysql::gtid::parse_mariadb(&pos)
+            .unwrap()
+            .get(&2)
+            .copied()
+    };
+    let before = own(&b);
+    for _ in 0..5 {
+        let r = standby.check(&["--format", "text"]);
+        assert_eq!(r.code, 0, "{}", r.stdout);
+        assert!(r.stdout.contains("standby"), "{}", r.stdout);
+    }
+    assert_eq!(
+        own(&b),
+        before,
+        "a standby's check wrote a transaction of its own"
+    );
+    // And the active node's heartbeat rows are its own only.
+    assert_eq!(
+        a.value("SELECT GROUP_CONCAT(DISTINCT server_id) FROM keepalived_mysql.heartbeat")
+            .as_deref(),
+        Some("1")
+    );
+}
