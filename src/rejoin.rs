@@ -169,15 +169,7 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
         Err(lock::LockError::Busy) => return Ok(()), // another watcher is at it
         Err(lock::LockError::Io(e)) => {
             let msg = format!("cannot watch the peer: {e}; replication from it stays held");
-            log.log(Severity::Err, &msg);
-            crate::alert::raise(
-                s,
-                log,
-                crate::notify::PROGRAM,
-                "peer-channel",
-                &msg,
-                serde_json::json!({}),
-            );
+            still_held(s, log, &msg);
             return Err(msg);
         }
     };
@@ -318,14 +310,19 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
          (START SLAVE IO_THREAD) once the peer is verified",
         humantime::format_duration(WATCH_FOR)
     );
-    log.log(Severity::Err, &msg);
+    still_held(s, log, &msg);
+    Ok(())
+}
+
+/// The channel stays held and nobody is watching any more: logged and alerted.
+fn still_held(s: &NotifySettings, log: &Logger, msg: &str) {
+    log.log(Severity::Err, msg);
     crate::alert::raise(
         s,
         log,
         crate::notify::PROGRAM,
         "peer-channel",
-        &msg,
+        msg,
         serde_json::json!({}),
     );
-    Ok(())
 }
