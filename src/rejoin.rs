@@ -93,8 +93,12 @@ fn mark(local: &mut Connection, server_id: u64, gtids: Option<&str>) -> Result<(
 
 /// What the peer has that this node lacks, by the server's own arithmetic on MySQL
 /// and per domain on MariaDB, and the peer's server id. `Err`: either side could not
-/// be read, or the answer cannot be trusted: never taken for "nothing extra".
-fn peer_extra(local: &mut Connection, peer: &mut Connection) -> Result<(String, u64), ConnError> {
+/// be read, or the answer cannot be trusted: never taken for "nothing extra". The one
+/// comparison behind both a rejoin and a switchover's "diverged" refusal.
+pub fn peer_extra(
+    local: &mut Connection,
+    peer: &mut Connection,
+) -> Result<(String, u64), ConnError> {
     let classify = |e: crate::wire::WireError| crate::connection::classify(&e);
     let unreadable =
         |what: &str| ConnError::new(Class::Protocol, format!("no {what} in the reply"));

@@ -224,6 +224,22 @@ fn switchover_refuses_an_ineligible_peer_and_changes_nothing() {
     a.sync_with(&b);
     let r = ops(&node, &["switchover", "--dry-run"]);
     assert_eq!(r.code, 0, "once caught up, eligible again: {}", r.stdout);
+
+    // Both nodes in one GTID domain: whose transaction is whose cannot be told, so
+    // the comparison is refused rather than read as "nothing extra".
+    let own = a.value("SELECT @@gtid_domain_id").unwrap();
+    let theirs = b.value("SELECT @@gtid_domain_id").unwrap();
+    b.exec(&format!("SET GLOBAL gtid_domain_id = {own}"));
+    let r = ops(&node, &["switchover", "--dry-run"]);
+    b.exec(&format!("SET GLOBAL gtid_domain_id = {theirs}"));
+    assert_eq!(r.code, 42, "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!(
+            "cannot compare GTID positions: both nodes write GTID domain {own}"
+        )),
+        "{}",
+        r.stdout
+    );
 }
 
 /// Without keepalived nothing moves the VIP: the switchover must give up at its

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::{CheckSettings, Endpoint, NotifySettings};
-use crate::dialect::{Flavor, ThreadState};
-use crate::gtid;
+use crate::dialect::ThreadState;
 use crate::log::{Logger, Severity};
+use crate::rejoin;
 use crate::role;
 use crate::state::{now_unix, rfc3339};
 
@@ -155,11 +155,10 @@ pub fn refusals(
             }
         }
         if local.reachable() {
-            match missing_here(check, &local, &peer) {
+            match missing_here(check, notify) {
                 Ok(m) if m.is_empty() => {}
                 Ok(m) => no.push(format!(
-                    "diverged: the peer has transactions this node lacks: {}",
-                    m.join(", ")
+                    "diverged: the peer has transactions this node lacks: {m}"
                 )),
                 Err(e) => no.push(format!("cannot compare GTID positions: {e}")),
             }
@@ -170,36 +169,14 @@ pub fn refusals(
 
 /// Transactions the peer has that this node lacks (errant on the peer, or our
 /// replication from it is behind: either way, promoting it would fork the data).
-fn missing_here(
-    check: &CheckSettings,
-    local: &ServerView,
-    peer: &ServerView,
-) -> Result<Vec<String>, String> {
-    let (Some(ours), Some(theirs)) = (&local.gtid, &peer.gtid) else {
-        return Err("a server did not report its GTID position".into());
-    };
-    if local.flavor == Some(Flavor::MySQL) {
-        let mut conn = check
-            .login()
-            .connect(check.connect_timeout)
-            .map_err(|e| e.msg)?;
-        let theirs = theirs.replace(['\'', '\\'], "");
-        let r = conn
-            .query(&format!(
-                "SELECT GTID_SUBTRACT('{theirs}', @@gtid_executed) AS d"
-            ))
-            .map_err(|e| e.to_string())?;
-        let d = r
-            .get(0, "d")
-            .ok_or("GTID_SUBTRACT gave no answer")?
-            .trim()
-            .to_string();
-        return Ok(if d.is_empty() { Vec::new() } else { vec![d] });
-    }
-    Ok(gtid::mariadb_ahead(
-        &gtid::parse_mariadb(theirs)?,
-        &gtid::parse_mariadb(ours)?,
-    ))
+fn missing_here(check: &CheckSettings, notify: &NotifySettings) -> Result<String, String> {
+    let peer_login = notify.peer_login().ok_or("peer-host is not set")?;
+    let t = notify.connect_timeout;
+    let mut local = check.login().connect(t).map_err(|e| e.msg)?;
+    let mut peer = peer_login.connect(t).map_err(|e| e.msg)?;
+    rejoin::peer_extra(&mut local, &mut peer)
+        .map(|(extra, _)| extra)
+        .map_err(|e| e.msg)
 }
 
 /// Runs the switchover. `interrupted` is polled between steps.
