@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::command;
 use crate::config::{CheckSettings, Program, TooManyConnections};
 use crate::connection::ConnError;
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, ThreadState};
 use crate::lock::{self, LockError};
 use crate::log::{self, Logger, Severity};
 use crate::probe::{self, Observation, Plan, Stage, StageCell};
@@ -122,6 +122,9 @@ pub fn run(s: &CheckSettings, log: &Logger, caller: Caller, file_args: &[String]
     } else {
         None
     };
+    if verdict.role == Role::Active {
+        note_peer_channel(s, &mut verdict);
+    }
     let unheld = verdict.clone();
     let held = hold_during_restart(s, &mut verdict, down_since);
     verdict.elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
@@ -420,6 +423,40 @@ pub fn judge(s: &CheckSettings, role: (Role, RoleSource), obs: Observation) -> V
     }
     v.reason = "standby: replication running".into();
     v
+}
+
+/// On the active node whose channel from the peer is stopped: says why, if a promotion
+/// held it (see `rejoin`). Reads notify.json only then, so a healthy pair pays nothing.
+fn note_peer_channel(s: &CheckSettings, v: &mut Verdict) {
+    if !v
+        .replication
+        .as_ref()
+        .is_some_and(|r| r.io_running == ThreadState::No)
+    {
+        return;
+    }
+    let Some(ch) = state::notify::file(s).load().and_then(|r| r.peer_channel) else {
+        return;
+    };
+    let why = match ch.state.as_str() {
+        "diverged" => {
+            let extra = ch.peer_extra.unwrap_or_else(|| "?".into());
+            let note = format!(
+                "peer DIVERGED: it has transactions never applied here ({extra}); replication \
+                 from it stays stopped until they are discarded or applied by hand"
+            );
+            v.peer_diverged = Some(extra);
+            note
+        }
+        "held" => format!(
+            "replication from the peer held since the promotion at {} until the peer is \
+             verified",
+            rfc3339(ch.since)
+        ),
+        _ => return,
+    };
+    v.notes.retain(|n| n != "replication IO thread stopped");
+    v.notes.push(why);
 }
 
 /// Logs a change (and a persisting failure once a minute) and writes check.json.

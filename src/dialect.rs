@@ -154,6 +154,11 @@ impl Dialect {
             exec_file: text(self.col("Relay_Master_Log_File", "Relay_Source_Log_File")),
             exec_pos: num(self.col("Exec_Master_Log_Pos", "Exec_Source_Log_Pos")),
             sql_delay: num("SQL_Delay").unwrap_or(0),
+            received_gtids: match self.flavor {
+                Flavor::MariaDB => text("Gtid_IO_Pos"),
+                Flavor::MySQL => text("Retrieved_Gtid_Set"),
+            },
+            source_uuid: text(self.col("Master_UUID", "Source_UUID")),
         }
     }
 }
@@ -191,6 +196,13 @@ pub struct ReplicaStatus {
     pub exec_file: String,
     pub exec_pos: Option<u64>,
     pub sql_delay: u64,
+    /// GTIDs the IO thread has received (MariaDB `Gtid_IO_Pos`, MySQL
+    /// `Retrieved_Gtid_Set`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub received_gtids: String,
+    /// The source's `server_uuid` (MySQL only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source_uuid: String,
 }
 
 /// Client errors that mean "cannot reach the peer" rather than "replication is broken":

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::NotifySettings;
 use crate::connection::{ConnError, Connection};
-use crate::dialect::{Flavor, ThreadState};
+use crate::dialect::{Flavor, ReplicaStatus, ThreadState};
 use crate::gtid;
 use crate::lock;
 use crate::log::{Logger, Severity};
@@ -50,20 +50,44 @@ pub fn hold(s: &NotifySettings, conn: &mut Connection) -> Result<Option<PeerChan
     let status = conn
         .query(d.replica_status_sql())
         .map_err(|e| format!("replica status: {e}"))?;
-    if d.status_from(&status).is_none() {
+    let Some(channel) = d.status_from(&status) else {
         return Ok(None);
-    }
+    };
     conn.query(d.io_thread_sql(false))
         .map_err(|e| format!("cannot stop fetching from the peer: {e}"))?;
     let pos = conn
         .query(d.executed_gtid_sql())
         .map_err(|e| format!("cannot read our GTID position: {e}"))?;
+    let applied = pos.get(0, "pos").unwrap_or("").to_string();
     Ok(Some(PeerChannel {
         state: "held".into(),
-        promoted_at: pos.get(0, "pos").unwrap_or("").to_string(),
+        from_peer: peers_part(d.flavor, &applied, &channel),
+        promoted_at: applied,
+        received: channel.received_gtids,
         since: now_unix(),
         peer_extra: None,
     }))
+}
+
+/// The peer's part of our position: its `server_uuid`'s intervals (MySQL), or the
+/// domains whose last transaction came from its server id (MariaDB: each node writes
+/// its own domain). Empty when it cannot be told; only ever shown, never decided on.
+fn peers_part(flavor: Flavor, applied: &str, channel: &ReplicaStatus) -> String {
+    match flavor {
+        Flavor::MySQL if !channel.source_uuid.is_empty() => gtid::Set::parse(applied)
+            .map(|s| s.of_source(&channel.source_uuid).to_string())
+            .unwrap_or_default(),
+        Flavor::MySQL => String::new(),
+        Flavor::MariaDB => match (gtid::parse_mariadb(applied), channel.source_server_id) {
+            (Ok(pos), Some(id)) => pos
+                .iter()
+                .filter(|(_, (server, _))| u64::from(*server) == id)
+                .map(|(d, (server, seq))| format!("{d}-{server}-{seq}"))
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => String::new(),
+        },
+    }
 }
 
 /// Marks (`Some(gtids)`) or clears (`None`) the peer `server_id` as diverged, on this
@@ -122,15 +146,30 @@ pub fn peer_extra(
     let their_domain = r.get(0, "dom").unwrap_or("0").to_string();
     match d.flavor {
         Flavor::MySQL => {
+            // The server's arithmetic and ours must agree: a disagreement (a format
+            // this code does not know) is "cannot tell", never "nothing extra".
             let q = format!(
-                "SELECT GTID_SUBTRACT('{}', @@gtid_executed) AS d",
+                "SELECT GTID_SUBTRACT('{}', @@gtid_executed) AS d, @@gtid_executed AS ours",
                 theirs.replace(['\'', '\\'], "")
             );
             let r = local.query(&q).map_err(classify)?;
-            let extra = r
+            let said = r
                 .get(0, "d")
                 .ok_or_else(|| unreadable("GTID_SUBTRACT result"))?;
-            Ok((extra.trim().to_string(), id))
+            let ours = r
+                .get(0, "ours")
+                .ok_or_else(|| unreadable("gtid_executed"))?;
+            let bad = |e: String| ConnError::new(Class::Protocol, e);
+            let mine = gtid::Set::parse(&theirs)
+                .map_err(bad)?
+                .subtract(&gtid::Set::parse(ours).map_err(bad)?);
+            if gtid::Set::parse(said).map_err(bad)? != mine {
+                return Err(bad(format!(
+                    "the server's GTID_SUBTRACT gave '{}', this tool computed '{mine}'",
+                    said.trim()
+                )));
+            }
+            Ok((mine.to_string(), id))
         }
         Flavor::MariaDB => {
             let ours = local

@@ -161,6 +161,10 @@ pub struct Verdict {
     /// Things worth knowing that do not change the verdict.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// On the active node: what the old master has that was never applied here (its
+    /// replication channel stays stopped; see `rejoin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_diverged: Option<String>,
     pub elapsed_ms: f64,
 }
 
@@ -177,6 +181,7 @@ impl Verdict {
             lag_seconds: None,
             replication: None,
             notes: Vec::new(),
+            peer_diverged: None,
             elapsed_ms: 0.0,
         }
     }

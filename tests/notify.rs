@@ -442,6 +442,29 @@ fn a_returning_old_master_with_orphans_is_never_applied_here() {
         .unwrap_or("")
         .to_string();
     assert!(extra.starts_with("1-1-"), "a's domain, a's server: {extra}");
+    // Beyond what b had of a's when it was promoted, and what its channel received.
+    let seq = |g: &str| -> u64 {
+        g.split([' ', ','])
+            .next()
+            .and_then(|g| g.rsplit('-').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let had = rec["peer_channel"]["from_peer"].as_str().unwrap_or("");
+    assert!(had.starts_with("1-1-"), "{rec}");
+    assert_eq!(seq(&extra), seq(had) + 3, "{rec}");
+    assert!(
+        rec["peer_channel"]["received"]
+            .as_str()
+            .is_some_and(|r| r.contains(had)),
+        "{rec}"
+    );
+    // The new master's own check says so, in its JSON, without failing.
+    let r = nb.check(&["--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["peer_diverged"].as_str(), Some(extra.as_str()), "{v}");
+    assert!(v["notes"].to_string().contains("peer DIVERGED"), "{v}");
     assert!(
         nb.log()
             .contains(&format!("DIVERGED: peer 127.0.0.1:{}", a.port)),

@@ -527,10 +527,15 @@ pub fn text(s: &PairStatus) -> String {
     ));
     if let Some(c) = &f.peer_channel {
         out.push_str(&format!(
-            "  from the peer       {} since {} (promoted at {}){}\n",
+            "  from the peer       {} since {} (promoted at {}; of the peer's: {}){}\n",
             c.state,
             rfc3339(c.since),
             c.promoted_at,
+            if c.from_peer.is_empty() {
+                "?"
+            } else {
+                &c.from_peer
+            },
             c.peer_extra
                 .as_deref()
                 .map(|x| format!(": peer has {x}"))

@@ -18,8 +18,16 @@ pub fn file(s: &Common) -> StateFile<NotifyRecord> {
 pub struct PeerChannel {
     /// `held`, `diverged` or `resumed`.
     pub state: String,
-    /// This node's position when it was promoted.
+    /// This node's position (applied) when it was promoted.
     pub promoted_at: String,
+    /// Of that, what came from the peer: its GTID domain(s) (MariaDB) or its
+    /// `server_uuid` (MySQL). Anything of the peer's beyond this is what it committed
+    /// without us: orphans or ghosts.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub from_peer: String,
+    /// What the channel had received from the peer by then.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub received: String,
     pub since: f64,
     /// What the peer has that this node lacks (diverged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
