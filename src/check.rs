@@ -370,9 +370,9 @@ pub fn judge(s: &CheckSettings, role: (Role, RoleSource), obs: Observation) -> V
             v,
             Class::Diverged,
             format!(
-                "DIVERGED: this node holds transactions the active node never applied ({gtids}): \
-                 not eligible until they are discarded (re-clone) or applied there \
-                 (see keepalived-mysql-notify(8), REJOIN)"
+                "DIVERGED: the active node marked this node ({gtids}): it holds transactions \
+                 the active node never applied, or lacks its own that the active node applied; \
+                 not eligible until repaired (re-clone it; see keepalived-mysql-notify(8), REJOIN)"
             ),
         );
     }

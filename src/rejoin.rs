@@ -115,27 +115,71 @@ fn mark(local: &mut Connection, server_id: u64, gtids: Option<&str>) -> Result<(
     })
 }
 
-/// What the peer has that this node lacks, by the server's own arithmetic on MySQL
-/// and per domain on MariaDB, and the peer's server id. `Err`: either side could not
-/// be read, or the answer cannot be trusted: never taken for "nothing extra". The one
-/// comparison behind both a rejoin and a switchover's "diverged" refusal.
-pub fn peer_extra(
-    local: &mut Connection,
-    peer: &mut Connection,
-) -> Result<(String, u64), ConnError> {
+/// How the peer's data stands against ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comparison {
+    /// Transactions the peer has that this node lacks (orphans, ghosts, errant writes).
+    pub extra: String,
+    /// The peer's own transactions that this node applied and the peer no longer has
+    /// (cut by its crash recovery, or lost with its binary log): it will not fetch them
+    /// back, they carry its own server id. Empty when that cannot be told.
+    pub lost: String,
+    pub peer_id: u64,
+}
+
+impl Comparison {
+    pub fn clean(&self) -> bool {
+        self.extra.is_empty() && self.lost.is_empty()
+    }
+
+    /// The GTIDs for the marker and the record: what makes the peer ineligible.
+    pub fn gtids(&self) -> String {
+        match (self.extra.is_empty(), self.lost.is_empty()) {
+            (_, true) => self.extra.clone(),
+            (true, false) => format!("lacks its own {}", self.lost),
+            (false, false) => format!("{}; lacks its own {}", self.extra, self.lost),
+        }
+    }
+
+    /// One sentence on what is wrong, for logs and refusals.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.extra.is_empty() {
+            parts.push(format!(
+                "has transactions this node never applied: {}",
+                self.extra
+            ));
+        }
+        if !self.lost.is_empty() {
+            parts.push(format!(
+                "lacks transactions it wrote itself that this node applied: {} (cut by its \
+                 crash recovery, or lost with its binary log; it will not fetch them back)",
+                self.lost
+            ));
+        }
+        parts.join("; and ")
+    }
+}
+
+/// What the peer has that this node lacks, and what of its own it lost that we have:
+/// by the server's arithmetic cross-checked with ours on MySQL, per domain on MariaDB.
+/// `Err`: either side could not be read, or the answer cannot be trusted: never taken
+/// for "clean". The one comparison behind both a rejoin and a switchover's refusal.
+pub fn compare(local: &mut Connection, peer: &mut Connection) -> Result<Comparison, ConnError> {
     let classify = |e: crate::wire::WireError| crate::connection::classify(&e);
     let unreadable =
         |what: &str| ConnError::new(Class::Protocol, format!("no {what} in the reply"));
+    let bad = |e: String| ConnError::new(Class::Protocol, e);
     let d = local.dialect.clone();
     let theirs = match d.flavor {
         // The peer's binary log: what it would send us.
         Flavor::MariaDB => {
             "SELECT @@server_id AS id, @@gtid_domain_id AS dom, @@gtid_binlog_pos AS pos"
         }
-        Flavor::MySQL => "SELECT @@server_id AS id, 0 AS dom, @@gtid_executed AS pos",
+        Flavor::MySQL => "SELECT @@server_id AS id, @@server_uuid AS dom, @@gtid_executed AS pos",
     };
     let r = peer.query(theirs).map_err(classify)?;
-    let id = r
+    let peer_id = r
         .get(0, "id")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| unreadable("server id"))?;
@@ -143,7 +187,10 @@ pub fn peer_extra(
         .get(0, "pos")
         .ok_or_else(|| unreadable("GTID position"))?
         .to_string();
-    let their_domain = r.get(0, "dom").unwrap_or("0").to_string();
+    let their_domain = r
+        .get(0, "dom")
+        .ok_or_else(|| unreadable("GTID domain or server uuid"))?
+        .to_string();
     match d.flavor {
         Flavor::MySQL => {
             // The server's arithmetic and ours must agree: a disagreement (a format
@@ -156,20 +203,25 @@ pub fn peer_extra(
             let said = r
                 .get(0, "d")
                 .ok_or_else(|| unreadable("GTID_SUBTRACT result"))?;
-            let ours = r
-                .get(0, "ours")
-                .ok_or_else(|| unreadable("gtid_executed"))?;
-            let bad = |e: String| ConnError::new(Class::Protocol, e);
-            let mine = gtid::Set::parse(&theirs)
-                .map_err(bad)?
-                .subtract(&gtid::Set::parse(ours).map_err(bad)?);
-            if gtid::Set::parse(said).map_err(bad)? != mine {
+            let ours = gtid::Set::parse(
+                r.get(0, "ours")
+                    .ok_or_else(|| unreadable("gtid_executed"))?,
+            )
+            .map_err(bad)?;
+            let theirs = gtid::Set::parse(&theirs).map_err(bad)?;
+            let extra = theirs.subtract(&ours);
+            if gtid::Set::parse(said).map_err(bad)? != extra {
                 return Err(bad(format!(
-                    "the server's GTID_SUBTRACT gave '{}', this tool computed '{mine}'",
+                    "the server's GTID_SUBTRACT gave '{}', this tool computed '{extra}'",
                     said.trim()
                 )));
             }
-            Ok((mine.to_string(), id))
+            let lost = ours.of_source(&their_domain).subtract(&theirs);
+            Ok(Comparison {
+                extra: extra.to_string(),
+                lost: lost.to_string(),
+                peer_id,
+            })
         }
         Flavor::MariaDB => {
             let ours = local
@@ -186,16 +238,29 @@ pub fn peer_extra(
                     ),
                 ));
             }
-            let ours = ours
-                .get(0, "pos")
-                .ok_or_else(|| unreadable("GTID position"))?
-                .to_string();
-            let bad = |e: String| ConnError::new(Class::Protocol, e);
-            let ahead = gtid::mariadb_ahead(
-                &gtid::parse_mariadb(&theirs).map_err(bad)?,
-                &gtid::parse_mariadb(&ours).map_err(bad)?,
-            );
-            Ok((ahead.join(", "), id))
+            let ours = gtid::parse_mariadb(
+                ours.get(0, "pos")
+                    .ok_or_else(|| unreadable("GTID position"))?,
+            )
+            .map_err(bad)?;
+            let theirs = gtid::parse_mariadb(&theirs).map_err(bad)?;
+            let extra = gtid::mariadb_ahead(&theirs, &ours);
+            // Its own domain only, and only while its binary log has that domain at all
+            // (a node re-cloned from a backup starts with an empty one: not a loss).
+            let dom: u32 = their_domain
+                .parse()
+                .map_err(|_| unreadable("GTID domain"))?;
+            let lost = match (ours.get(&dom), theirs.get(&dom)) {
+                (Some(&here), Some(_)) => {
+                    gtid::mariadb_ahead(&std::iter::once((dom, here)).collect(), &theirs)
+                }
+                _ => Vec::new(),
+            };
+            Ok(Comparison {
+                extra: extra.join(", "),
+                lost: lost.join(", ").replace("(here:", "(the peer:"),
+                peer_id,
+            })
         }
     }
 }
@@ -267,16 +332,16 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
                 }
             }
             let mut peer = peer_login.connect(s.connect_timeout)?;
-            peer_extra(&mut local, &mut peer).map(|extra| (local, extra))
+            compare(&mut local, &mut peer).map(|c| (local, c))
         });
         match checked {
-            Ok((mut local, (extra, peer_id))) if extra.is_empty() => {
+            Ok((mut local, c)) if c.clean() => {
                 let d = local.dialect.clone();
                 local
                     .query(d.io_thread_sql(true))
                     .map_err(|e| format!("cannot resume fetching from the peer: {e}"))?;
                 if ch.state == "diverged" {
-                    if let Err(e) = mark(&mut local, peer_id, None) {
+                    if let Err(e) = mark(&mut local, c.peer_id, None) {
                         log.log(
                             Severity::Err,
                             &format!(
@@ -307,17 +372,23 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
                 );
                 return Ok(());
             }
-            Ok((mut local, (extra, peer_id))) => {
+            Ok((mut local, c)) => {
+                let extra = c.gtids();
                 let msg = format!(
-                    "DIVERGED: peer {peer_name} has transactions this node never applied: \
-                     {extra}; replication from it stays stopped, so they are not applied \
-                     here. Discard them on the peer (re-clone it from this node) or apply \
-                     them by hand, then it resumes by itself (see keepalived-mysql-notify(8))"
+                    "DIVERGED: peer {peer_name} {}; replication from it stays stopped, so \
+                     nothing of it is applied here. Re-clone the peer from this node{}, then \
+                     it resumes by itself (see keepalived-mysql-notify(8))",
+                    c.describe(),
+                    if c.lost.is_empty() {
+                        " or apply them here by hand"
+                    } else {
+                        ""
+                    }
                 );
                 if msg != said {
                     // Reported only once the marker and the record say it too: a failed
                     // write is tried again on the next round.
-                    let marked = mark(&mut local, peer_id, Some(&extra)).and_then(|()| {
+                    let marked = mark(&mut local, c.peer_id, Some(&extra)).and_then(|()| {
                         crate::notify::record(s, |r| {
                             if let Some(c) = r.peer_channel.as_mut() {
                                 c.state = "diverged".into();

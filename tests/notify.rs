@@ -546,6 +546,62 @@ fn a_clean_old_master_rejoins_by_itself() {
     );
 }
 
+/// The old master comes back without some of its own transactions that the new master
+/// applied (its crash recovery cut them: a semi-sync ghost the standby had received).
+/// It would never fetch them back (they carry its own server id), so it is diverged.
+#[test]
+fn an_old_master_that_lost_its_own_transactions_is_not_eligible() {
+    let (mut a, b) = pair();
+    with_app_table(&a, &b);
+    a.exec("SET GLOBAL read_only = OFF");
+    b.exec("SET GLOBAL read_only = ON");
+    backlog(&a, 3);
+    b.sync_with(&a);
+    // What a truncation leaves: a's binary log ends one transaction earlier.
+    let pos = a.value("SELECT @@gtid_binlog_pos").unwrap();
+    let cut: Vec<String> = pos
+        .split(',')
+        .map(|g| match g.trim().rsplit_once('-') {
+            Some((head, n)) if head.starts_with("1-") => {
+                format!("{head}-{}", n.parse::<u64>().unwrap() - 1)
+            }
+            _ => g.trim().to_string(),
+        })
+        .collect();
+    a.exec(&format!(
+        "RESET MASTER; SET GLOBAL gtid_binlog_state = '{}'",
+        cut.join(",")
+    ));
+    a.kill();
+    let nb = node(
+        &b,
+        true,
+        &format!(
+            "catchup-timeout = 2s\npeer-host = 127.0.0.1\npeer-port = {}",
+            a.port
+        ),
+    );
+    assert_eq!(nb.notify(&["master"]).code, 0, "{}", nb.log());
+    a.restart();
+    let rec = channel_becomes(&nb, "diverged", Duration::from_secs(30));
+    assert_eq!(rec["peer_channel"]["state"], "diverged", "{rec}");
+    let gtids = rec["peer_channel"]["peer_extra"].as_str().unwrap_or("");
+    assert!(gtids.starts_with("lacks its own 1-1-"), "{rec}");
+    assert!(
+        nb.log().contains("lacks transactions it wrote itself"),
+        "{}",
+        nb.log()
+    );
+    assert_eq!(b.slave_field("Slave_IO_Running").as_deref(), Some("No"));
+    // The old node learns it through the marker: not eligible.
+    assert_eq!(nb.check(&[]).code, 0, "{}", nb.log());
+    a.exec("START SLAVE");
+    let na = NodeConfig::new(&a, false, "");
+    let r = wait_for_code(&na, 21, Duration::from_secs(30));
+    assert_eq!(r.code, 21, "{}", r.stdout);
+    assert!(r.stdout.contains("lacks its own 1-1-"), "{}", r.stdout);
+}
+
 /// The hold itself: a promotion stops a running channel from the peer, and a peer that
 /// refuses the watcher is not verified, so it stays stopped (said so); once the peer
 /// lets us in and holds nothing we lack, fetching resumes.

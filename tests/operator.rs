@@ -215,7 +215,7 @@ fn switchover_refuses_an_ineligible_peer_and_changes_nothing() {
     assert_eq!(j["outcome"], "refused");
     let msg = j["message"].as_str().unwrap();
     assert!(
-        msg.contains("diverged: the peer has transactions this node lacks: 2-2-"),
+        msg.contains("diverged: the peer has transactions this node never applied: 2-2-"),
         "{msg}"
     );
     assert!(!drain.exists());

@@ -155,11 +155,9 @@ pub fn refusals(
             }
         }
         if local.reachable() {
-            match missing_here(check, notify) {
-                Ok(m) if m.is_empty() => {}
-                Ok(m) => no.push(format!(
-                    "diverged: the peer has transactions this node lacks: {m}"
-                )),
+            match compare_with_peer(check, notify) {
+                Ok(c) if c.clean() => {}
+                Ok(c) => no.push(format!("diverged: the peer {}", c.describe())),
                 Err(e) => no.push(format!("cannot compare GTID positions: {e}")),
             }
         }
@@ -168,15 +166,17 @@ pub fn refusals(
 }
 
 /// Transactions the peer has that this node lacks (errant on the peer, or our
-/// replication from it is behind: either way, promoting it would fork the data).
-fn missing_here(check: &CheckSettings, notify: &NotifySettings) -> Result<String, String> {
+/// replication from it is behind), or its own that it lost: either way, promoting it
+/// would fork the data.
+fn compare_with_peer(
+    check: &CheckSettings,
+    notify: &NotifySettings,
+) -> Result<rejoin::Comparison, String> {
     let peer_login = notify.peer_login().ok_or("peer-host is not set")?;
     let t = notify.connect_timeout;
     let mut local = check.login().connect(t).map_err(|e| e.msg)?;
     let mut peer = peer_login.connect(t).map_err(|e| e.msg)?;
-    rejoin::peer_extra(&mut local, &mut peer)
-        .map(|(extra, _)| extra)
-        .map_err(|e| e.msg)
+    rejoin::compare(&mut local, &mut peer).map_err(|e| e.msg)
 }
 
 /// Runs the switchover. `interrupted` is polled between steps.
