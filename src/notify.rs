@@ -593,6 +593,47 @@ fn resume_peer_channel(ctx: &Ctx, conn: &mut Connection) {
         ctx.alert("peer-diverged", &msg);
         return;
     }
+    // Held: the peer was not verified yet. Resumed only if it holds nothing we lack:
+    // a standby that fetched the old master's orphans would carry them on.
+    let name = ctx.event.state.name();
+    let verified = match ctx.s.peer_login() {
+        Some(login) => login
+            .connect(ctx.s.connect_timeout.min(Duration::from_secs(2)))
+            .and_then(|mut peer| rejoin::compare(conn, &mut peer))
+            .map_err(|e| e.msg),
+        None => Err("peer-host is not set".into()),
+    };
+    match verified {
+        Ok(c) if c.clean() => {}
+        Ok(c) => {
+            let gtids = c.gtids();
+            let _ = record(ctx.s, |r| {
+                if let Some(ch) = r.peer_channel.as_mut() {
+                    ch.state = "diverged".into();
+                    ch.peer_extra = Some(gtids.clone());
+                }
+            });
+            let msg = format!(
+                "{name}: standby now, but the peer {}: replication from it stays stopped; \
+                 repair before resuming it (see keepalived-mysql-notify(8), REJOIN)",
+                c.describe()
+            );
+            ctx.log.log(Severity::Err, &msg);
+            ctx.alert("peer-diverged", &msg);
+            return;
+        }
+        Err(e) => {
+            let msg = format!(
+                "{name}: standby now, but replication from the peer, held since the last \
+                 promotion, stays stopped: the peer could not be verified ({e}). This node \
+                 is not an eligible standby until it fetches again: once the peer is known \
+                 to hold nothing this node lacks, START SLAVE IO_THREAD"
+            );
+            ctx.log.log(Severity::Err, &msg);
+            ctx.alert("peer-channel", &msg);
+            return;
+        }
+    }
     let sql = conn.dialect.io_thread_sql(true);
     let r = run_all(conn, sql);
     let _ = record(ctx.s, |r| r.peer_channel = None);
@@ -917,8 +958,15 @@ fn promote(ctx: &Ctx) -> Outcome {
                     "MASTER: replication from the peer held until it is verified to hold nothing we lack",
                 ),
                 Err(e) => {
-                    let _ = run_all(&mut conn, resume);
-                    ctx.log.log(Severity::Err, &format!("MASTER: cannot watch the peer ({e}): replication from it left running"));
+                    // Stopped it stays: fetching unverified could apply the old master's
+                    // orphans here. Said loudly, since nobody watches it now.
+                    let msg = format!(
+                        "MASTER: cannot watch the peer ({e}): replication from it stays \
+                         stopped; once the peer is known to hold nothing this node lacks, \
+                         START SLAVE IO_THREAD"
+                    );
+                    ctx.log.log(Severity::Err, &msg);
+                    ctx.alert("peer-channel", &msg);
                 }
             }
         } else {

@@ -55,10 +55,13 @@ pub fn hold(s: &NotifySettings, conn: &mut Connection) -> Result<Option<PeerChan
     };
     conn.query(d.io_thread_sql(false))
         .map_err(|e| format!("cannot stop fetching from the peer: {e}"))?;
-    let pos = conn
+    // Stopped now: from here on the channel is held whatever else fails; the position
+    // is only shown, never decided on.
+    let applied = conn
         .query(d.executed_gtid_sql())
-        .map_err(|e| format!("cannot read our GTID position: {e}"))?;
-    let applied = pos.get(0, "pos").unwrap_or("").to_string();
+        .ok()
+        .and_then(|r| r.get(0, "pos").map(String::from))
+        .unwrap_or_default();
     Ok(Some(PeerChannel {
         state: "held".into(),
         from_peer: peers_part(d.flavor, &applied, &channel),
@@ -66,7 +69,15 @@ pub fn hold(s: &NotifySettings, conn: &mut Connection) -> Result<Option<PeerChan
         received: channel.received_gtids,
         since: now_unix(),
         peer_extra: None,
+        server_started: server_started(conn),
     }))
+}
+
+/// When this mysqld started (now minus its uptime), to a second or so.
+pub fn server_started(conn: &mut Connection) -> Option<f64> {
+    let r = conn.query("SHOW GLOBAL STATUS LIKE 'Uptime'").ok()?;
+    let up: f64 = r.get(0, "Value")?.parse().ok()?;
+    Some(now_unix() - up)
 }
 
 /// The peer's part of our position: its `server_uuid`'s intervals (MySQL), or the
@@ -93,26 +104,58 @@ fn peers_part(flavor: Flavor, applied: &str, channel: &ReplicaStatus) -> String 
 /// Marks (`Some(gtids)`) or clears (`None`) the peer `server_id` as diverged, on this
 /// node, whence it replicates to the peer. Rows are only ever inserted (the newest per
 /// server counts): an update or delete replicated in row format would stop a peer that
-/// lacks the row (error 1032). Written on the master, so never errant itself.
+/// lacks the row (error 1032). Only while this node is writable (the master): a row
+/// written on a demoted node would itself be an errant transaction. The notify account
+/// may write through read_only, so the statements check it themselves, and the schema
+/// is created only when missing (`IF NOT EXISTS` is binlogged even when it exists).
 fn mark(local: &mut Connection, server_id: u64, gtids: Option<&str>) -> Result<(), String> {
-    let sql = format!(
-        "CREATE DATABASE IF NOT EXISTS `keepalived_mysql`; \
-         CREATE TABLE IF NOT EXISTS {MARK_TABLE} (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, \
-         server_id INT UNSIGNED NOT NULL, gtids TEXT NOT NULL, \
-         since TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), KEY (server_id, id)); \
-         INSERT INTO {MARK_TABLE} (server_id, gtids) VALUES ({server_id}, '{}')",
+    let what = if gtids.is_some() { "write" } else { "clear" };
+    let fail = |e: String| format!("cannot {what} the diverged marker: {e}");
+    let r = local
+        .query(
+            "SELECT @@global.read_only AS ro, (SELECT COUNT(*) FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = 'keepalived_mysql' AND TABLE_NAME = 'diverged') AS t",
+        )
+        .map_err(|e| fail(e.to_string()))?;
+    if r.get(0, "ro") != Some("0") {
+        return Err(fail("this node is read-only (no longer the master)".into()));
+    }
+    let mut sql = String::new();
+    if r.get(0, "t") != Some("1") {
+        sql.push_str(&format!(
+            "CREATE DATABASE IF NOT EXISTS `keepalived_mysql`; \
+             CREATE TABLE IF NOT EXISTS {MARK_TABLE} (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, \
+             server_id INT UNSIGNED NOT NULL, gtids TEXT NOT NULL, \
+             since TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), KEY (server_id, id)); "
+        ));
+    }
+    sql.push_str(&format!(
+        "INSERT INTO {MARK_TABLE} (server_id, gtids) SELECT {server_id}, '{}' FROM DUAL \
+         WHERE @@global.read_only = 0",
         gtids.unwrap_or("").replace(['\'', '\\'], "")
-    );
+    ));
     let mut r = local.query(&sql).map(|_| ());
     while let Some(next) = local.next_result() {
         r = r.and(next.map(|_| ()));
     }
-    r.map_err(|e| {
-        format!(
-            "cannot {} the diverged marker: {e}",
-            if gtids.is_some() { "write" } else { "clear" }
-        )
-    })
+    r.map_err(|e| fail(e.to_string()))
+}
+
+/// The newest marker for the peer says it is diverged (a missing table: no).
+fn marked(local: &mut Connection, server_id: u64) -> Result<bool, String> {
+    match local.query(&format!(
+        "SELECT gtids FROM {MARK_TABLE} WHERE server_id = {server_id} ORDER BY id DESC LIMIT 1"
+    )) {
+        Ok(r) => Ok(r.get(0, "gtids").is_some_and(|g| !g.is_empty())),
+        Err(crate::wire::WireError::Server {
+            code: 1146 | 1049, ..
+        }) => Ok(false),
+        Err(e) => Err(format!("cannot read the diverged marker: {e}")),
+    }
+}
+
+fn classify_wire(e: &crate::wire::WireError) -> ConnError {
+    crate::connection::classify(e)
 }
 
 /// How the peer's data stands against ours.
@@ -191,6 +234,24 @@ pub fn compare(local: &mut Connection, peer: &mut Connection) -> Result<Comparis
         .get(0, "dom")
         .ok_or_else(|| unreadable("GTID domain or server uuid"))?
         .to_string();
+    // An empty position is an answer, not a failure to learn one: the peer's binary
+    // log holds nothing, so our channel has nothing to fetch from it. (A binary log
+    // reset on purpose hides any evidence: then the data is the operator's to compare.)
+    let own_id: u64 = local
+        .query("SELECT @@server_id AS id")
+        .map_err(classify)?
+        .get(0, "id")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| unreadable("server id"))?;
+    if own_id == peer_id {
+        return Err(ConnError::new(
+            Class::Config,
+            format!(
+                "peer-host reaches this server itself (server_id {own_id}): point it at the \
+                 peer's own address, never the VIP"
+            ),
+        ));
+    }
     match d.flavor {
         Flavor::MySQL => {
             // The server's arithmetic and ours must agree: a disagreement (a format
@@ -301,6 +362,7 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
             *said = msg;
         }
     };
+    let mut by_hand = false;
     while Instant::now() < until {
         let rec = match state::notify::file(s).read() {
             Ok(r) => r.unwrap_or_default(),
@@ -322,13 +384,37 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
         }
         let checked = s.login().connect(s.connect_timeout).and_then(|mut local| {
             // Held means stopped, whatever restarted mysqld meanwhile (a restarted
-            // server starts its replica threads again).
+            // server starts its replica threads again). Started by a person, on a
+            // server that has not restarted since the hold: applied on purpose (the
+            // by-hand repair), left running.
             let d = local.dialect.clone();
-            if let Ok(st) = local.query(d.replica_status_sql()) {
-                if d.status_from(&st)
-                    .is_some_and(|r| r.io_running != ThreadState::No)
-                {
-                    let _ = local.query(d.io_thread_sql(false));
+            let st = local
+                .query(d.replica_status_sql())
+                .map_err(|e| classify_wire(&e))?;
+            if d.status_from(&st)
+                .is_some_and(|r| r.io_running != ThreadState::No)
+            {
+                let restarted = match (ch.server_started, server_started(&mut local)) {
+                    (Some(then), Some(now)) => now > then + 5.0,
+                    // Cannot tell: take it for a restart, never for a person's choice.
+                    _ => true,
+                };
+                if restarted {
+                    local
+                        .query(d.io_thread_sql(false))
+                        .map_err(|e| classify_wire(&e))?;
+                    log.log(
+                        Severity::Warning,
+                        "peer watch: mysqld restarted and started fetching from the peer: \
+                         stopped again (held)",
+                    );
+                } else if !by_hand {
+                    by_hand = true;
+                    log.log(
+                        Severity::Notice,
+                        "peer watch: fetching from the peer was started by hand: its \
+                         transactions are applied here on purpose",
+                    );
                 }
             }
             let mut peer = peer_login.connect(s.connect_timeout)?;
@@ -336,19 +422,35 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
         });
         match checked {
             Ok((mut local, c)) if c.clean() => {
-                let d = local.dialect.clone();
-                local
-                    .query(d.io_thread_sql(true))
-                    .map_err(|e| format!("cannot resume fetching from the peer: {e}"))?;
-                if ch.state == "diverged" {
-                    if let Err(e) = mark(&mut local, c.peer_id, None) {
-                        log.log(
-                            Severity::Err,
-                            &format!(
-                                "{e}: the peer's check keeps saying diverged until it is cleared"
-                            ),
-                        );
+                // The marker first: a peer must not stay ineligible once it is clean,
+                // whichever promotion marked it. A failure is tried again next round.
+                let cleared = marked(&mut local, c.peer_id).and_then(|m| {
+                    if m {
+                        mark(&mut local, c.peer_id, None)
+                    } else {
+                        Ok(())
                     }
+                });
+                if let Err(e) = cleared {
+                    say(
+                        &mut said,
+                        Severity::Err,
+                        format!("peer watch: the peer is clean, but {e}: tried again"),
+                        Some("peer-channel"),
+                    );
+                    sleep(Duration::from_secs(1));
+                    continue;
+                }
+                let d = local.dialect.clone();
+                if let Err(e) = local.query(d.io_thread_sql(true)) {
+                    say(
+                        &mut said,
+                        Severity::Err,
+                        format!("peer watch: cannot resume fetching from the clean peer: {e}"),
+                        Some("peer-channel"),
+                    );
+                    sleep(Duration::from_secs(1));
+                    continue;
                 }
                 if let Err(e) = crate::notify::record(s, |r| {
                     if let Some(c) = r.peer_channel.as_mut() {
@@ -377,15 +479,20 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
                 let msg = format!(
                     "DIVERGED: peer {peer_name} {}; replication from it stays stopped, so \
                      nothing of it is applied here. Re-clone the peer from this node{}, then \
-                     it resumes by itself (see keepalived-mysql-notify(8))",
+                     it resumes by itself (see keepalived-mysql-notify(8), REJOIN)",
                     c.describe(),
                     if c.lost.is_empty() {
-                        " or apply them here by hand"
+                        ", or apply them here on purpose (START SLAVE IO_THREAD)"
                     } else {
                         ""
                     }
                 );
-                if msg != said {
+                // Still the master, looked at right before the write (the marker
+                // checks read_only itself too).
+                let master_now = s
+                    .vip
+                    .is_none_or(|vip| role::local_addresses().contains(&vip));
+                if msg != said && master_now {
                     // Reported only once the marker and the record say it too: a failed
                     // write is tried again on the next round.
                     let marked = mark(&mut local, c.peer_id, Some(&extra)).and_then(|()| {

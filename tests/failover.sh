@@ -163,6 +163,10 @@ scenario_crash_hold_off() { # [--tcp]
         "mariadb --no-defaults -S $(sock "$a") -uroot -e 'SHOW SLAVE STATUS\G' | grep -q 'Slave_SQL_Running: Yes'"
     expect "hold off: $b fetches from the returned $a again (clean rejoin)" wait_for 30 sh -c \
         "mariadb --no-defaults -S $(sock "$b") -uroot -e 'SHOW SLAVE STATUS\G' | grep -q 'Slave_IO_Running: Yes'"
+    expect "hold off: $a is an eligible standby again by itself (check exit 0)" wait_for 30 sh -c \
+        "ip netns exec $a /usr/sbin/keepalived-mysql-check"
+    expect "hold off: no alert beyond the failover's own (no peer-diverged, no peer-channel)" \
+        sh -c "! grep -qE 'peer-diverged|peer-channel' $LAB/$a/alerts.log $LAB/$b/alerts.log"
     finish "crash, restart, hold-vip off$over"
     expect "hold off: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
     [ -z "$over" ] || tcp_only_proof
@@ -305,6 +309,12 @@ scenario_orphans() {
         "$LAB/$b/keepalived-mysql.log"
     expect "orphans: $a's own check says diverged (exit 21)" wait_for 30 sh -c \
         "ip netns exec $a /usr/sbin/keepalived-mysql-check; [ \$? = 21 ]"
+    # The same GTID set on both sides: what $b logged is what $a's check names.
+    local named
+    named=$(grep -o "never applied: [^;]*" "$LAB/$b/keepalived-mysql.log" | tail -n 1 | cut -d' ' -f3-)
+    expect "orphans: $a's check names the GTIDs $b found ($named)" sh -c \
+        "ip netns exec $a /usr/sbin/keepalived-mysql-check --format text | grep -qF '($named)'"
+    expect "orphans: $b raised the peer-diverged alert" grep -q " peer-diverged " "$LAB/$b/alerts.log"
     sleep 3
     expect "orphans: $b still does not fetch from $a" sh -c \
         "mariadb --no-defaults -S $(sock "$b") -uroot -e 'SHOW SLAVE STATUS\G' | grep -q 'Slave_IO_Running: No'"

@@ -647,3 +647,47 @@ fn promotion_holds_the_channel_until_the_peer_is_verified() {
     assert_eq!(rec["peer_channel"]["state"], "resumed", "{rec}");
     b.wait_slave_field("Slave_IO_Running", "Yes", Duration::from_secs(30));
 }
+
+/// A node demoted while its channel is still held (the peer never verified) keeps it
+/// stopped, says so, and resumes it on a later event once the peer is verified clean.
+#[test]
+fn a_demotion_resumes_a_held_channel_only_once_the_peer_is_verified() {
+    let (a, b) = pair();
+    with_app_table(&a, &b);
+    b.exec("SET GLOBAL read_only = ON");
+    a.exec(&format!(
+        "SET sql_log_bin = 0; DROP USER '{NOTIFY_USER}'@'127.0.0.1'; SET sql_log_bin = 1"
+    ));
+    let peer = format!(
+        "catchup-timeout = 1s\non-catchup-timeout = open\npeer-host = 127.0.0.1\npeer-port = {}",
+        a.port
+    );
+    let nb = node(&b, true, &peer);
+    assert_eq!(nb.notify(&["master"]).code, 0, "{}", nb.log());
+    assert_eq!(nb.notify_state()["peer_channel"]["state"], "held");
+    // The VIP leaves b: the same node, its record, without the address.
+    let gone = node(&b, false, &peer);
+    std::fs::create_dir_all(gone.path("run")).unwrap();
+    std::fs::copy(nb.path("run/notify.json"), gone.path("run/notify.json")).unwrap();
+    assert_eq!(gone.notify(&["backup"]).code, 0, "{}", gone.log());
+    assert!(read_only(&b));
+    assert_eq!(b.slave_field("Slave_IO_Running").as_deref(), Some("No"));
+    assert!(
+        gone.log()
+            .contains("stays stopped: the peer could not be verified"),
+        "{}",
+        gone.log()
+    );
+    // The peer lets us in and holds nothing b lacks: the next event resumes it.
+    a.exec(&format!(
+        "SET sql_log_bin = 0; CREATE USER '{NOTIFY_USER}'@'127.0.0.1' IDENTIFIED BY '{NOTIFY_PASS}'; \
+         GRANT PROCESS, SLAVE MONITOR ON *.* TO '{NOTIFY_USER}'@'127.0.0.1'; SET sql_log_bin = 1"
+    ));
+    assert_eq!(gone.notify(&["backup"]).code, 0, "{}", gone.log());
+    b.wait_slave_field("Slave_IO_Running", "Yes", Duration::from_secs(30));
+    assert!(
+        gone.notify_state()["peer_channel"].is_null(),
+        "{}",
+        gone.log()
+    );
+}

@@ -225,6 +225,24 @@ fn switchover_refuses_an_ineligible_peer_and_changes_nothing() {
     let r = ops(&node, &["switchover", "--dry-run"]);
     assert_eq!(r.code, 0, "once caught up, eligible again: {}", r.stdout);
 
+    // peer-host that reaches this very server (say, the VIP): comparing a node with
+    // itself would always look clean, so it is refused.
+    let itself = NodeConfig::new(
+        &a,
+        true,
+        &format!(
+            "port = {}\npeer-host = 127.0.0.1\npeer-port = {}\n",
+            a.port, a.port
+        ),
+    );
+    let r = ops(&itself, &["switchover", "--dry-run"]);
+    assert_eq!(r.code, 42, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("reaches this server itself"),
+        "{}",
+        r.stdout
+    );
+
     // Both nodes in one GTID domain: whose transaction is whose cannot be told, so
     // the comparison is refused rather than read as "nothing extra".
     let own = a.value("SELECT @@gtid_domain_id").unwrap();

@@ -32,6 +32,10 @@ pub struct PeerChannel {
     /// What the peer has that this node lacks (diverged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_extra: Option<String>,
+    /// When this node's mysqld started, as seen at the hold: a replica thread running
+    /// under a server started since was started by that restart, not by a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_started: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
