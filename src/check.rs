@@ -11,6 +11,7 @@ use crate::dialect::{Dialect, ThreadState};
 use crate::lock::{self, LockError};
 use crate::log::{self, Logger, Severity};
 use crate::probe::{self, Observation, Plan, Stage, StageCell};
+use crate::reach::{self, Reach};
 use crate::role::{self, Role, RoleSource};
 use crate::state::check::CheckState;
 use crate::state::restart::Phase;
@@ -70,6 +71,12 @@ pub fn run(s: &CheckSettings, log: &Logger, caller: Caller, file_args: &[String]
             start,
         );
     }
+    // Beside the lock wait and the server request, never after them.
+    let reach = (!s.witnesses.is_empty()).then(|| {
+        let mut targets = s.witnesses.clone();
+        targets.extend(s.peer);
+        reach::start(&targets, deadline.saturating_duration_since(Instant::now()))
+    });
     let lock = match lock::lock_within(&s.state_path(lock_file), &s.runtime_dir, mode, deadline) {
         Ok(l) => Some(l),
         Err(LockError::Busy) => {
@@ -104,7 +111,7 @@ pub fn run(s: &CheckSettings, log: &Logger, caller: Caller, file_args: &[String]
         );
         (Verdict::new(Class::Maintenance, reason, role), None)
     } else {
-        probe_within_deadline(s, role, deadline)
+        probe_within_deadline(s, role, deadline, reach.clone())
     };
     if lock_wait >= Duration::from_millis(10) && verdict.class != Class::Ok {
         verdict.notes.push(format!(
@@ -125,13 +132,32 @@ pub fn run(s: &CheckSettings, log: &Logger, caller: Caller, file_args: &[String]
     if verdict.role == Role::Active {
         note_peer_channel(s, &mut verdict);
     }
+    let (reached_at, isolated) = match reach {
+        Some(p) => isolation(
+            s,
+            p.wait(deadline),
+            prev.as_ref().and_then(|p| p.reached_at),
+        ),
+        None => (None, None),
+    };
     let unheld = verdict.clone();
     let held = hold_during_restart(s, &mut verdict, down_since);
+    // Last: neither a healthy server nor a restart hold keeps an isolated node eligible.
+    match isolated {
+        Some(Ok(reason)) if verdict.class == Class::Ok => {
+            verdict.class = Class::Isolated;
+            verdict.code = Class::Isolated.code();
+            verdict.reason = reason;
+        }
+        Some(Ok(reason)) | Some(Err(reason)) => verdict.notes.push(reason),
+        None => {}
+    }
     verdict.elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
     if caller == Caller::Observer {
         return verdict;
     }
     let (writable_since, redemoted_at) = redemote_writable_standby(log, &prev, &verdict, file_args);
+    let (fenced_since, reasserted_at) = reassert_fenced_master(s, log, &prev, &verdict, file_args);
     let next = CheckState {
         verdict: verdict.clone(),
         since: 0.0,
@@ -142,6 +168,9 @@ pub fn run(s: &CheckSettings, log: &Logger, caller: Caller, file_args: &[String]
         down_since,
         writable_since,
         redemoted_at,
+        reached_at,
+        fenced_since,
+        reasserted_at,
     };
     if let Err(e) = record(s, log, prev.clone(), next) {
         let mut msg = format!("cannot record the check state: {e}");
@@ -208,10 +237,59 @@ fn redemote_writable_standby(
     (Some(since), Some(now))
 }
 
+/// The VIP holder found read-only although its last promotion opened writes: its
+/// peer's promotion fenced it during a split, and after the heal keepalived kept this
+/// node MASTER without a new event (its peer yielded before this node heard it). After
+/// 2 s the notify hook is asked to promote again, at most every 10 s; it does so only
+/// if the peer is read-only too (nobody writes). Reads notify.json only in that state.
+fn reassert_fenced_master(
+    s: &CheckSettings,
+    log: &Logger,
+    prev: &Option<CheckState>,
+    v: &Verdict,
+    file_args: &[String],
+) -> (Option<f64>, Option<f64>) {
+    if !(v.role == Role::Active && v.role_source == RoleSource::Vip && v.read_only == Some(true)) {
+        return (None, None);
+    }
+    let opened_here = state::notify::file(s)
+        .load()
+        .is_some_and(|r| r.state.eq_ignore_ascii_case("MASTER") && r.read_only == Some(false));
+    if !opened_here {
+        return (None, None);
+    }
+    let now = now_unix();
+    let since = prev.as_ref().and_then(|p| p.fenced_since).unwrap_or(now);
+    let last = prev.as_ref().and_then(|p| p.reasserted_at);
+    let recent = last.is_some_and(|t| t <= now && now - t < REDEMOTE_EVERY_SECS);
+    if now - since < 2.0 || recent {
+        return (Some(since), last);
+    }
+    let mut args = file_args.to_vec();
+    args.extend(["--from-check".to_string(), "master".to_string()]);
+    match command::spawn_sibling(crate::notify::PROGRAM, &args) {
+        Ok(argv) => log.log(
+            Severity::Err,
+            &format!(
+                "read_only=ON on the VIP holder since {} although writes were opened here \
+                 (fenced by the peer?): asking the notify hook to promote again ({})",
+                rfc3339(since),
+                command::display(&argv)
+            ),
+        ),
+        Err(e) => log.log(
+            Severity::Err,
+            &format!("read_only=ON on the VIP holder, and the re-assertion cannot start: {e}"),
+        ),
+    }
+    (Some(since), Some(now))
+}
+
 fn probe_within_deadline(
     s: &CheckSettings,
     role: (Role, RoleSource),
     probe_deadline: Instant,
+    reach: Option<reach::Pending>,
 ) -> (Verdict, Option<Dialect>) {
     let stage = StageCell::default();
     let (tx, rx) = mpsc::channel();
@@ -222,8 +300,13 @@ fn probe_within_deadline(
         thread::spawn(move || {
             let budget = probe_deadline.saturating_duration_since(Instant::now());
             let result = s.login().connect(budget).and_then(|mut conn| {
+                // The active node writes its heartbeat only once something beyond it
+                // answered: on a healthy network that answer is in before the login.
+                let may_write = !active
+                    || reach.is_none_or(|r| matches!(r.wait(probe_deadline), Reach::Reached(_)));
                 let plan = Plan {
                     active,
+                    may_write,
                     heartbeat: s.heartbeat_table.as_ref(),
                     // Most of the deadline: a semi-synchronous master whose peer is gone
                     // stalls each commit once for rpl_semi_sync_master_timeout before
@@ -423,6 +506,37 @@ pub fn judge(s: &CheckSettings, role: (Role, RoleSource), obs: Observation) -> V
     }
     v.reason = "standby: replication running".into();
     v
+}
+
+/// The last time anything beyond this node answered, and what this run makes of it:
+/// `Ok(reason)` isolated, `Err(note)` not reached but not isolated yet. With no earlier
+/// success on record, one failed round is enough: nothing shows the network ever worked.
+fn isolation(
+    s: &CheckSettings,
+    r: Reach,
+    last: Option<f64>,
+) -> (Option<f64>, Option<Result<String, String>>) {
+    let now = now_unix();
+    let why = match r {
+        Reach::Reached(_) => return (Some(now), None),
+        Reach::Unreachable(why) => why.join("; "),
+    };
+    let limit = s.isolation_timeout.as_secs_f64();
+    let for_s = last.map(|t| (now - t).max(0.0));
+    let verdict = match for_s {
+        Some(f) if f < limit => Err(format!(
+            "reached neither the peer nor any witness for {f:.1}s (isolated at {limit:.0}s): {why}"
+        )),
+        _ => Ok(format!(
+            "isolated: reached neither the peer nor any witness {}: {why}; an isolated node \
+             must not hold or take the VIP",
+            match for_s {
+                Some(f) => format!("for {f:.1}s"),
+                None => "(and no earlier success on record)".into(),
+            }
+        )),
+    };
+    (last, Some(verdict))
 }
 
 /// On the active node whose channel from the peer is stopped: says why, if a promotion

@@ -315,7 +315,7 @@ pub struct NotifyArgs {
     /// When catch-up times out
     #[arg(long, value_name = "ACTION", value_parser = ["stay-read-only", "open"])]
     pub on_catchup_timeout: Option<String>,
-    /// Peer's IP address: on promotion, first wait for its binary log when it answers
+    /// Peer's IP address: on promotion, fence it and wait for its binary log when it answers
     #[arg(long, value_name = "ADDR")]
     pub peer_host: Option<String>,
     /// Peer's TCP port
@@ -330,6 +330,12 @@ pub struct NotifyArgs {
     /// The same alert at most once per this interval
     #[arg(long, value_name = "DURATION")]
     pub alert_interval: Option<String>,
+    /// Promotion brake: at most this many promotions per promotion-window (0: none)
+    #[arg(long, value_name = "N")]
+    pub max_promotions: Option<String>,
+    /// Promotion brake: the window
+    #[arg(long, value_name = "DURATION")]
+    pub promotion_window: Option<String>,
     #[command(flatten)]
     pub hook: HookArgs,
 }
@@ -345,6 +351,8 @@ impl NotifyArgs {
             ("keep-sessions-of", &self.keep_sessions_of),
             ("restart-on-fault", &self.restart_on_fault),
             ("alert-interval", &self.alert_interval),
+            ("max-promotions", &self.max_promotions),
+            ("promotion-window", &self.promotion_window),
         ]));
         o
     }

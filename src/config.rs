@@ -6,7 +6,7 @@
 //! is shared with the MySQL tools, so keys we do not use there are ignored, as they do.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -66,6 +66,10 @@ pub const SETTING_KEYS: &[&str] = &[
     "peer-port",
     "keep-sessions-of",
     "restart-on-fault",
+    "witness",
+    "isolation-timeout",
+    "max-promotions",
+    "promotion-window",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +183,13 @@ pub struct CheckSettings {
     pub hold_vip_during_restart: bool,
     /// Bounds a hold that starts before the restart hook recorded its deadline.
     pub ready_timeout: Duration,
+    /// Hosts beyond the pair (`witness`); empty: isolation is not detected.
+    pub witnesses: Vec<SocketAddr>,
+    /// How long reaching neither the peer nor a witness makes this node isolated.
+    pub isolation_timeout: Duration,
+    /// The peer's server, when `peer-host` is in a group the check reads: one more
+    /// proof that the network works.
+    pub peer: Option<SocketAddr>,
 }
 
 /// The restart hook's settings.
@@ -206,6 +217,9 @@ pub struct NotifySettings {
     pub peer_port: u16,
     pub keep_sessions_of: Vec<String>,
     pub restart_on_fault: bool,
+    /// The promotion brake: at most this many promotions per window (0: no brake).
+    pub max_promotions: u32,
+    pub promotion_window: Duration,
 }
 
 /// A program's settings: its option-file group, and what it takes from the values all
@@ -266,6 +280,9 @@ program_settings!(CheckSettings, "keepalived-mysql-check", |v| CheckSettings {
     on_too_many_connections: v.on_too_many_connections,
     hold_vip_during_restart: v.hold_vip_during_restart,
     ready_timeout: v.ready_timeout,
+    peer: v.peer_host.map(|h| SocketAddr::new(h, v.peer_port)),
+    witnesses: v.witnesses,
+    isolation_timeout: v.isolation_timeout,
 });
 
 program_settings!(RestartSettings, "keepalived-mysql-restart", |v| {
@@ -289,6 +306,8 @@ program_settings!(NotifySettings, "keepalived-mysql-notify", |v| {
         peer_port: v.peer_port,
         keep_sessions_of: v.keep_sessions_of,
         restart_on_fault: v.restart_on_fault,
+        max_promotions: v.max_promotions,
+        promotion_window: v.promotion_window,
     }
 });
 
@@ -319,6 +338,10 @@ pub struct Values {
     peer_port: u16,
     keep_sessions_of: Vec<String>,
     restart_on_fault: bool,
+    witnesses: Vec<SocketAddr>,
+    isolation_timeout: Duration,
+    max_promotions: u32,
+    promotion_window: Duration,
 }
 
 impl Default for Values {
@@ -369,6 +392,10 @@ impl Default for Values {
             peer_port: 3306,
             keep_sessions_of: Vec::new(),
             restart_on_fault: false,
+            witnesses: Vec::new(),
+            isolation_timeout: Duration::from_secs(2),
+            max_promotions: 3,
+            promotion_window: Duration::from_secs(3600),
         }
     }
 }
@@ -612,6 +639,24 @@ impl Values {
                 }
             }
             "peer-port" => self.peer_port = parse_port(key, v).map_err(bad)?,
+            "witness" => {
+                self.witnesses = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|w| !w.is_empty())
+                    .map(|w| {
+                        w.parse().map_err(|_| {
+                            bad(format!(
+                                "witness must be IP:PORT, comma-separated (static binary: no \
+                                 DNS; IPv6 as [ADDR]:PORT), got '{w}'"
+                            ))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            "isolation-timeout" => self.isolation_timeout = parse_duration(v).map_err(bad)?,
+            "max-promotions" => self.max_promotions = parse_count(key, v, 1000).map_err(bad)?,
+            "promotion-window" => self.promotion_window = parse_duration(v).map_err(bad)?,
             "keep-sessions-of" => {
                 self.keep_sessions_of = v
                     .split(',')
@@ -939,7 +984,8 @@ mod tests {
             "ssl-mode" => "required",
             "get-server-public-key" | "ssl" | "skip-ssl" | "ssl-verify-server-cert" => "on",
             "host" | "vip" | "peer-host" => "192.0.2.1",
-            "port" | "peer-port" | "log-keep" | "max-restarts" => "3",
+            "witness" => "192.0.2.1:22, [2001:db8::1]:22",
+            "port" | "peer-port" | "log-keep" | "max-restarts" | "max-promotions" => "3",
             "heartbeat-table" => "a.b",
             "log-max-size" => "1M",
             "syslog-facility" => "daemon",

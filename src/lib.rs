@@ -16,6 +16,7 @@ pub mod notify;
 pub mod ops;
 pub mod optfile;
 pub mod probe;
+pub mod reach;
 pub mod rejoin;
 pub mod restart;
 pub mod role;

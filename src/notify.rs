@@ -198,6 +198,29 @@ fn update_record<T>(
 }
 
 /// Changes the record under the notify lock (for the rejoin watcher).
+/// The operator's reset of the promotion brake: the count starts again. Says what it
+/// cleared.
+pub fn reset_brake(s: &NotifySettings, log: &Logger) -> Result<String, String> {
+    let before = state::notify::file(s).read()?.unwrap_or_default();
+    if before.brake_since.is_none() && before.promotions.is_empty() {
+        return Ok("nothing to clear: the promotion brake was off with its full count".into());
+    }
+    record(s, |r| {
+        r.brake_since = None;
+        r.promotions.clear();
+    })?;
+    let msg = format!(
+        "cleared {}{} promotion(s) from the brake's count",
+        match before.brake_since {
+            Some(t) => format!("the promotion brake (engaged at {}) and ", rfc3339(t)),
+            None => String::new(),
+        },
+        before.promotions.len()
+    );
+    log.log(Severity::Notice, &format!("reset: {msg}"));
+    Ok(msg)
+}
+
 pub fn record(s: &NotifySettings, f: impl FnOnce(&mut NotifyRecord)) -> Result<(), String> {
     let _lock = acquire(s, Duration::from_secs(5))?;
     update_record(s, f).1
@@ -325,7 +348,20 @@ pub fn run(
     let now = now_unix();
     let wait = lock_wait(event.state, s.vip.is_some());
     if repair && event.state == VrrpState::Master {
-        return Err("--from-check only demotes (backup)".into());
+        // The check found this VIP holder read-only although writes were opened here:
+        // re-asserted only when nobody else may be writing (see reassert_refusal).
+        if let Some(why) = reassert_refusal(s) {
+            log.log(
+                Severity::Notice,
+                &format!("MASTER (from the check): not re-asserted: {why}"),
+            );
+            return Ok(Outcome::Ignored);
+        }
+        log.log(
+            Severity::Err,
+            "MASTER (from the check): this node holds the VIP but was made read-only, and \
+             the peer is read-only too (a healed split: nobody writes): promoting again",
+        );
     }
     if s.restart_on_fault && !files::running_as_root() {
         log.log(
@@ -372,7 +408,9 @@ pub fn run(
             connect(s, pre.connect_budget())
                 .is_ok_and(|mut c| matches!(read_only_now(&pre, &mut c), Ok(true)))
         };
-    let instance = if repair {
+    let instance = if repair && event.state == VrrpState::Master {
+        Some("keepalived-mysql-check: fenced VIP holder, peer read-only".to_string())
+    } else if repair {
         Some("keepalived-mysql-check: writable without the VIP".to_string())
     } else {
         event.instance.clone()
@@ -582,24 +620,46 @@ fn resume_peer_channel(ctx: &Ctx, conn: &mut Connection) {
     if ch.state == "resumed" || ctx.event.state == VrrpState::Stop {
         return;
     }
+    let name = ctx.event.state.name();
+    // Whatever is not resumed is stopped again here: a restart of this mysqld (the
+    // server of a pending demotion, a reboot) starts the replica threads by itself.
+    let keep_stopped = |conn: &mut Connection| {
+        let sql = conn.dialect.io_thread_sql(false);
+        run_all(conn, sql)
+            .map(|()| "stays stopped".to_string())
+            .unwrap_or_else(|e| format!("could NOT be stopped ({e})"))
+    };
     if ch.state == "diverged" {
+        let stopped = keep_stopped(conn);
         let msg = format!(
-            "{}: standby now, but replication from the diverged peer stays stopped: its \
-             transactions {} were never applied here; repair before resuming it",
-            ctx.event.state.name(),
+            "{name}: DIVERGED: standby now, but replication from the diverged peer \
+             {stopped}: its transactions {} were never applied here; repair before resuming \
+             it (see keepalived-mysql-notify(8), REJOIN)",
             ch.peer_extra.as_deref().unwrap_or("?")
         );
         ctx.log.log(Severity::Err, &msg);
         ctx.alert("peer-diverged", &msg);
         return;
     }
-    // Held: the peer was not verified yet. Resumed only if it holds nothing we lack:
-    // a standby that fetched the old master's orphans would carry them on.
-    let name = ctx.event.state.name();
+    // Held: the peer was not verified yet. Resumed only if it holds nothing we lack,
+    // and only while it takes no writes: once it has taken over, its new writes would
+    // read as extra, and what it had before cannot be told any more.
     let verified = match ctx.s.peer_login() {
         Some(login) => login
             .connect(ctx.s.connect_timeout.min(Duration::from_secs(2)))
-            .and_then(|mut peer| rejoin::compare(conn, &mut peer))
+            .and_then(|mut peer| {
+                let ro = peer
+                    .query("SELECT @@global.read_only AS ro")
+                    .map_err(|e| crate::connection::classify(&e))?;
+                if ro.get(0, "ro") != Some("1") {
+                    return Err(ConnError::new(
+                        Class::Config,
+                        "the peer is writable (it has taken over): what it had before \
+                         cannot be told from its position any more",
+                    ));
+                }
+                rejoin::compare(conn, &mut peer)
+            })
             .map_err(|e| e.msg),
         None => Err("peer-host is not set".into()),
     };
@@ -613,9 +673,10 @@ fn resume_peer_channel(ctx: &Ctx, conn: &mut Connection) {
                     ch.peer_extra = Some(gtids.clone());
                 }
             });
+            let stopped = keep_stopped(conn);
             let msg = format!(
-                "{name}: standby now, but the peer {}: replication from it stays stopped; \
-                 repair before resuming it (see keepalived-mysql-notify(8), REJOIN)",
+                "{name}: DIVERGED: standby now, but the peer {}: replication from it \
+                 {stopped}; repair before resuming it (see keepalived-mysql-notify(8), REJOIN)",
                 c.describe()
             );
             ctx.log.log(Severity::Err, &msg);
@@ -623,11 +684,12 @@ fn resume_peer_channel(ctx: &Ctx, conn: &mut Connection) {
             return;
         }
         Err(e) => {
+            let stopped = keep_stopped(conn);
             let msg = format!(
                 "{name}: standby now, but replication from the peer, held since the last \
-                 promotion, stays stopped: the peer could not be verified ({e}). This node \
-                 is not an eligible standby until it fetches again: once the peer is known \
-                 to hold nothing this node lacks, START SLAVE IO_THREAD"
+                 promotion, {stopped}: the peer could not be verified ({e}). This node is \
+                 not an eligible standby until it fetches again: once the peer is known to \
+                 hold nothing this node lacks, START SLAVE IO_THREAD"
             );
             ctx.log.log(Severity::Err, &msg);
             ctx.alert("peer-channel", &msg);
@@ -894,6 +956,9 @@ fn promote(ctx: &Ctx) -> Outcome {
             )
         }
     };
+    // A MASTER event on a node that is master already (keepalived's
+    // notify_master_rx_lower_pri after a heal) re-asserts; it is not a promotion.
+    let was_master = load(s).state.eq_ignore_ascii_case("MASTER");
     // Writes stay off until caught up, whatever the node was before.
     if let Err(e) = read_only_now(ctx, &mut conn) {
         return fail(
@@ -901,6 +966,14 @@ fn promote(ctx: &Ctx) -> Outcome {
             &format!("failed: {}", e.msg),
             Outcome::Refused,
         );
+    }
+    if !was_master {
+        if let Some(msg) = brake(ctx) {
+            ctx.log.log(Severity::Err, &msg);
+            ctx.finish("stayed read-only: promotion brake", |_| {});
+            ctx.alert("promotion-brake", &msg);
+            return Outcome::StayedReadOnly;
+        }
     }
     let deadline = ctx.start + s.catchup_timeout;
     // A peer that refused us fails the wait, but the local relay log is still applied
@@ -972,6 +1045,15 @@ fn promote(ctx: &Ctx) -> Outcome {
         } else {
             // Not promoted after all: fetch from the peer as before.
             let _ = run_all(&mut conn, resume);
+        }
+    }
+    if matches!(opening, Opening::Opened) && !was_master {
+        let now = now_unix();
+        if let Err(e) = record(s, |r| r.promotions.push(now)) {
+            ctx.log.log(
+                Severity::Err,
+                &format!("MASTER: writes open, but the promotion brake did not count it: {e}"),
+            );
         }
     }
     match (opening, caught) {
@@ -1115,9 +1197,37 @@ fn wait_for_peer(ctx: &Ctx, conn: &mut Connection, deadline: Instant) -> Result<
     };
     let mut peer = match login.connect(ctx.s.connect_timeout.min(Duration::from_secs(2))) {
         Ok(p) => p,
-        Err(e) if gone(&e) => return skip(&e),
+        // Unreachable from here is not dead: a replication channel that still
+        // receives from it says the peer is alive, and then it cannot be fenced.
+        Err(e) if gone(&e) => {
+            return match still_receiving(conn) {
+                Some(how) => Err(format!(
+                    "peer {peer_name} cannot be reached ({}), yet this node's replication \
+                     still receives from it ({how}): it is alive and cannot be fenced",
+                    e.msg
+                )),
+                None => skip(&e),
+            }
+        }
         Err(e) => return refused(&e),
     };
+    // A live peer is fenced before its position is read: whatever it acknowledged is
+    // then in that position, and nothing after it (the switchover order of MaxScale
+    // and Orchestrator).
+    match fence_peer(ctx, &mut peer) {
+        Ok(killed) => ctx.log.log(
+            Severity::Notice,
+            &format!(
+                "MASTER: peer {peer_name} answers: fenced (read-only, {killed} client \
+                 sessions killed) before reading its position"
+            ),
+        ),
+        Err(e) => {
+            let e = format!("peer {peer_name} answers but cannot be fenced: {e}");
+            ctx.alert("peer-unfenced", &format!("MASTER: {e}"));
+            return Err(e);
+        }
+    }
     let pos = match peer.query(d.binlog_gtid_sql()) {
         Ok(r) => r.get(0, "pos").unwrap_or("").to_string(),
         Err(e) => {
@@ -1167,6 +1277,143 @@ fn wait_for_peer(ctx: &Ctx, conn: &mut Connection, deadline: Instant) -> Result<
             return Ok(());
         }
     }
+}
+
+/// Why a fenced master must not take writes back by itself: it has to hold the VIP,
+/// the record must say writes were opened here, and the peer must answer read-only.
+/// A writable peer fenced us and is the master now; an unreachable one leaves unknown
+/// who made this node read-only. `None`: re-assert.
+fn reassert_refusal(s: &NotifySettings) -> Option<String> {
+    let Some(vip) = s.vip else {
+        return Some("vip is not set".into());
+    };
+    if !role::local_addresses().contains(&vip) {
+        return Some(format!("this node does not hold {vip}"));
+    }
+    let rec = load(s);
+    if !(rec.state.eq_ignore_ascii_case("MASTER") && rec.read_only == Some(false)) {
+        return Some("writes were not opened here by the last promotion".into());
+    }
+    let Some(login) = s.peer_login() else {
+        return Some("peer-host is not set: the peer cannot be checked".into());
+    };
+    let ro = login
+        .connect(s.connect_timeout.min(Duration::from_secs(2)))
+        .and_then(|mut p| {
+            p.query("SELECT @@global.read_only AS ro")
+                .map_err(|e| classify(&e))
+        });
+    match ro {
+        Ok(r) if r.get(0, "ro") == Some("1") => None,
+        Ok(_) => Some("the peer is writable: it fenced this node and is the master now".into()),
+        Err(e) => Some(format!(
+            "the peer cannot be checked ({}): who made this node read-only is unknown",
+            e.msg
+        )),
+    }
+}
+
+/// The promotion brake (anti-flapping): past `max-promotions` promotions within
+/// `promotion-window`, a MASTER event keeps the node read-only until an operator's
+/// `keepalived-mysql reset`. `Some(why)` when engaged (recorded).
+fn brake(ctx: &Ctx) -> Option<String> {
+    let s = ctx.s;
+    if s.max_promotions == 0 {
+        return None;
+    }
+    let now = now_unix();
+    let window = s.promotion_window.as_secs_f64();
+    let rec = load(s);
+    let recent = rec.promotions.iter().filter(|t| now - **t < window).count();
+    if rec.brake_since.is_none() && recent < s.max_promotions as usize {
+        return None;
+    }
+    let since = rec.brake_since.unwrap_or(now);
+    if rec.brake_since.is_none() {
+        // Unrecorded, it would let the next event through: said, and engaged anyway.
+        if let Err(e) = record(s, |r| r.brake_since = Some(since)) {
+            ctx.log
+                .log(Severity::Err, &format!("MASTER: promotion brake: {e}"));
+        }
+    }
+    Some(format!(
+        "MASTER: promotion brake engaged since {} ({recent} promotions within {}, at most \
+         {}): staying read-only; after finding why the VIP flaps, run keepalived-mysql reset",
+        rfc3339(since),
+        humantime::format_duration(s.promotion_window),
+        s.max_promotions
+    ))
+}
+
+/// Sets the peer read-only (`super_read_only` on MySQL) and kills its client sessions;
+/// an open transaction that holds the lock is killed first, and the statement tried
+/// again for up to 3 s. Returns how many sessions were killed.
+fn fence_peer(ctx: &Ctx, peer: &mut Connection) -> Result<usize, String> {
+    let d = peer.dialect.clone();
+    let until = Instant::now() + Duration::from_secs(3);
+    peer.set_read_timeout(Duration::from_secs(4));
+    let mut r = run_all(
+        peer,
+        &format!("SET SESSION lock_wait_timeout = 1; {}", d.writes_sql(false)),
+    );
+    let mut killed = 0;
+    while let Err(WireError::Server {
+        code: ER_LOCK_WAIT_TIMEOUT,
+        ..
+    }) = r
+    {
+        if Instant::now() >= until {
+            break;
+        }
+        killed += kill_client_sessions(ctx, peer);
+        sleep(Duration::from_millis(50));
+        r = run_all(peer, d.writes_sql(false));
+    }
+    r.map_err(|e| format!("cannot make it read-only: {e}"))?;
+    // Sessions of users allowed through read_only (SUPER, READ_ONLY ADMIN) could
+    // still write: none is left.
+    Ok(killed + kill_client_sessions(ctx, peer))
+}
+
+/// Whether this node's replication channel still receives from the peer: its IO
+/// thread connected, and heartbeats or events arriving within about a heartbeat
+/// period (sampled twice, at most 3 s apart). `Some(what was seen)` when it does.
+fn still_receiving(conn: &mut Connection) -> Option<String> {
+    let sql = match conn.dialect.flavor {
+        Flavor::MariaDB => "SHOW ALL SLAVES STATUS",
+        Flavor::MySQL => {
+            "SELECT IF(s.SERVICE_STATE = 'ON', 'Yes', 'No') AS Slave_IO_Running, \
+             s.COUNT_RECEIVED_HEARTBEATS AS Slave_received_heartbeats, \
+             s.RECEIVED_TRANSACTION_SET AS Read_Master_Log_Pos, \
+             c.HEARTBEAT_INTERVAL AS Slave_heartbeat_period \
+             FROM performance_schema.replication_connection_status s \
+             JOIN performance_schema.replication_connection_configuration c \
+             USING (CHANNEL_NAME) WHERE CHANNEL_NAME = ''"
+        }
+    };
+    let mut sample = || -> Option<(String, String, f64)> {
+        let r = conn.query(sql).ok()?;
+        if r.get(0, "Slave_IO_Running") != Some("Yes") {
+            return None;
+        }
+        Some((
+            r.get(0, "Slave_received_heartbeats")?.to_string(),
+            r.get(0, "Read_Master_Log_Pos").unwrap_or("").to_string(),
+            r.get(0, "Slave_heartbeat_period")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(1.0),
+        ))
+    };
+    let (beats, pos, period) = sample()?;
+    let wait = Duration::from_secs_f64((period * 1.2).clamp(0.2, 3.0));
+    sleep(wait);
+    let (beats2, pos2, _) = sample()?;
+    (beats2 != beats || pos2 != pos).then(|| {
+        format!(
+            "heartbeats {beats} -> {beats2}, position {pos} -> {pos2} in {} ms",
+            wait.as_millis()
+        )
+    })
 }
 
 /// MariaDB GTID positions list `domain-server-seq` per domain. Our own transactions come

@@ -64,6 +64,9 @@ pub struct Plan<'a> {
     pub heartbeat: Option<&'a HeartbeatTable>,
     /// Statement time allowed to the write probe.
     pub write_budget: Duration,
+    /// Whether the active node may write its heartbeat now: not while nothing beyond
+    /// this node answers (a write the peer cannot receive would be an orphan).
+    pub may_write: bool,
 }
 
 /// One request carries everything: variables, replica status, and the heartbeat read
@@ -76,11 +79,13 @@ pub fn observe(
 ) -> Result<Observation, ConnError> {
     stage.set(Stage::Status);
     let dialect = conn.dialect.clone();
+    // No write allowed on the active node: no heartbeat statement at all this run.
+    let heartbeat = plan.heartbeat.filter(|_| !plan.active || plan.may_write);
     let mut sql = format!(
         "SELECT @@server_id AS id, @@read_only AS ro; {}",
         dialect.replica_status_sql()
     );
-    if let Some(t) = plan.heartbeat {
+    if let Some(t) = heartbeat {
         sql.push_str("; ");
         if plan.active {
             sql.push_str(&write_probe_sql(&dialect, t, plan.write_budget));
@@ -108,7 +113,7 @@ pub fn observe(
     };
     // The write probe is the last statement: with the status in, a deadline from here
     // on means the write hangs, not the server.
-    if plan.active && plan.heartbeat.is_some() {
+    if plan.active && heartbeat.is_some() {
         stage.set(Stage::WriteProbe);
     }
     let mut obs = Observation {
@@ -118,7 +123,7 @@ pub fn observe(
         dialect: Some(dialect.clone()),
         ..Observation::default()
     };
-    if let Some(table) = plan.heartbeat {
+    if let Some(table) = heartbeat {
         let hb = conn.next_result();
         if plan.active {
             obs.write = Some(match hb {

@@ -408,6 +408,13 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
                         "peer watch: mysqld restarted and started fetching from the peer: \
                          stopped again (held)",
                     );
+                    // From this start on, a running channel is a person's doing again.
+                    let started = server_started(&mut local);
+                    let _ = crate::notify::record(s, |r| {
+                        if let Some(c) = r.peer_channel.as_mut() {
+                            c.server_started = started;
+                        }
+                    });
                 } else if !by_hand {
                     by_hand = true;
                     log.log(

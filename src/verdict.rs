@@ -27,10 +27,11 @@ pub enum Class {
     Protocol,
     Tls,
     Diverged,
+    Isolated,
 }
 
 impl Class {
-    pub const ALL: [Class; 17] = [
+    pub const ALL: [Class; 18] = [
         Class::Ok,
         Class::Internal,
         Class::Usage,
@@ -48,6 +49,7 @@ impl Class {
         Class::Protocol,
         Class::Tls,
         Class::Diverged,
+        Class::Isolated,
     ];
 
     pub fn code(self) -> u8 {
@@ -69,6 +71,7 @@ impl Class {
             Class::Protocol => 19,
             Class::Tls => 20,
             Class::Diverged => 21,
+            Class::Isolated => 22,
         }
     }
 
@@ -91,6 +94,7 @@ impl Class {
             Class::Protocol => "bad-reply",
             Class::Tls => "tls",
             Class::Diverged => "diverged",
+            Class::Isolated => "isolated",
         }
     }
 
@@ -118,7 +122,10 @@ impl Class {
             Class::ServerError => "unexpected server error",
             Class::Protocol => "bad reply from the server (protocol error)",
             Class::Tls => "TLS failure or insecure transport refused (alive, misconfigured)",
-            Class::Diverged => "standby holds transactions the active node never applied",
+            Class::Diverged => {
+                "diverged from the active node (transactions it never applied, or lacks)"
+            }
+            Class::Isolated => "isolated: reaches neither the peer nor any witness",
         }
     }
 

@@ -16,6 +16,7 @@ const REPLICATION: i32 = 14;
 const LAG: i32 = 15;
 const WRITES_BLOCKED: i32 = 16;
 const MAINTENANCE: i32 = 17;
+const ISOLATED: i32 = 22;
 
 /// The active node writes its heartbeat; the standby must then see a fresh row.
 fn heartbeat_flowing(active: &NodeConfig, a: &Mariadb, b: &Mariadb) {
@@ -326,4 +327,63 @@ fn the_heartbeat_is_written_only_on_the_vip_holder() {
             .as_deref(),
         Some("1")
     );
+}
+
+/// With witnesses, a node that reaches neither them nor its peer for
+/// isolation-timeout is isolated (exit 22), however healthy its server; one reached
+/// (a refusal counts) keeps it eligible. Without witnesses nothing changes.
+#[test]
+fn isolated_node_is_not_eligible_however_healthy() {
+    let (a, _b) = pair();
+    // A closed port on loopback refuses at once: reached.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let near = NodeConfig::new(
+        &a,
+        true,
+        &format!("witness = {closed}\nisolation-timeout = 1s\n"),
+    );
+    assert_eq!(near.check(&[]).code, OK, "{}", near.log());
+    assert!(near.state()["reached_at"].as_f64().is_some());
+    // TCP to the broadcast address fails before any packet leaves: unreachable.
+    let far = "witness = 255.255.255.255:9\nisolation-timeout = 1s\n";
+    let node = NodeConfig::new(&a, true, far);
+    // No success on record: isolated at once.
+    let r = node.check(&["--format", "json"]);
+    assert_eq!(r.code, ISOLATED, "{}", r.stdout);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["class"], "isolated");
+    assert!(
+        v["reason"].as_str().unwrap().contains("255.255.255.255:9"),
+        "{v}"
+    );
+    // Reached a moment ago: still eligible (with a note) until the timeout passes.
+    std::fs::create_dir_all(node.path("run")).unwrap();
+    std::fs::copy(near.path("run/check.json"), node.path("run/check.json")).unwrap();
+    let r = node.check(&["--format", "json"]);
+    assert_eq!(r.code, OK, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("reached neither the peer nor any witness for"),
+        "{}",
+        r.stdout
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(node.check(&[]).code, ISOLATED, "{}", node.log());
+    assert!(
+        node.log().contains("FAIL isolated (exit 22"),
+        "{}",
+        node.log()
+    );
+    // The witness answers again: eligible at once.
+    let back = NodeConfig::new(
+        &a,
+        true,
+        &format!("witness = 255.255.255.255:9, {closed}\n"),
+    );
+    assert_eq!(back.check(&[]).code, OK, "{}", back.log());
+    // No witness: never isolated.
+    assert_eq!(NodeConfig::new(&a, true, "").check(&[]).code, OK);
 }

@@ -683,6 +683,16 @@ fn a_demotion_resumes_a_held_channel_only_once_the_peer_is_verified() {
         "SET sql_log_bin = 0; CREATE USER '{NOTIFY_USER}'@'127.0.0.1' IDENTIFIED BY '{NOTIFY_PASS}'; \
          GRANT PROCESS, SLAVE MONITOR ON *.* TO '{NOTIFY_USER}'@'127.0.0.1'; SET sql_log_bin = 1"
     ));
+    // Writable, it may have taken over: its position no longer tells what it had.
+    a.exec("SET GLOBAL read_only = OFF");
+    assert_eq!(gone.notify(&["backup"]).code, 0, "{}", gone.log());
+    assert_eq!(b.slave_field("Slave_IO_Running").as_deref(), Some("No"));
+    assert!(
+        gone.log().contains("the peer is writable"),
+        "{}",
+        gone.log()
+    );
+    a.exec("SET GLOBAL read_only = ON");
     assert_eq!(gone.notify(&["backup"]).code, 0, "{}", gone.log());
     b.wait_slave_field("Slave_IO_Running", "Yes", Duration::from_secs(30));
     assert!(
@@ -690,4 +700,140 @@ fn a_demotion_resumes_a_held_channel_only_once_the_peer_is_verified() {
         "{}",
         gone.log()
     );
+}
+
+/// A VRRP-only split: the peer still serves, writable, with a client session. The
+/// promotion fences it (read-only, the session killed) before reading its position,
+/// waits for that position, and only then opens writes here: never two writers.
+#[test]
+fn promotion_fences_a_live_writable_peer_first() {
+    let (a, b) = pair();
+    with_app_table(&a, &b);
+    a.exec("SET GLOBAL read_only = OFF");
+    b.exec("SET GLOBAL read_only = ON");
+    let mut app = a.app();
+    app.query_drop("INSERT INTO app.t (v) VALUES (1)").unwrap();
+    let nb = node(
+        &b,
+        true,
+        &format!(
+            "catchup-timeout = 10s\npeer-host = 127.0.0.1\npeer-port = {}",
+            a.port
+        ),
+    );
+    assert_eq!(nb.notify(&["master"]).code, 0, "{}", nb.log());
+    assert!(read_only(&a), "the peer was not fenced: {}", nb.log());
+    assert!(!read_only(&b));
+    assert!(
+        app.query_drop("INSERT INTO app.t (v) VALUES (2)").is_err(),
+        "the peer's client session survived"
+    );
+    assert_eq!(rows(&b), 1, "the peer's acknowledged write is here");
+    assert!(
+        nb.log()
+            .contains("fenced (read-only, 1 client sessions killed)"),
+        "{}",
+        nb.log()
+    );
+}
+
+/// A peer that answers but may not be fenced (our account lacks the privilege there):
+/// writes stay closed here, and the alert says why.
+#[test]
+fn a_peer_that_cannot_be_fenced_keeps_the_promotion_read_only() {
+    let (a, b) = pair();
+    with_app_table(&a, &b);
+    a.exec("SET GLOBAL read_only = OFF");
+    b.exec("SET GLOBAL read_only = ON");
+    a.exec(&format!(
+        "SET sql_log_bin = 0; DROP USER '{NOTIFY_USER}'@'127.0.0.1'; \
+         CREATE USER '{NOTIFY_USER}'@'127.0.0.1' IDENTIFIED BY '{NOTIFY_PASS}'; \
+         GRANT PROCESS, SLAVE MONITOR ON *.* TO '{NOTIFY_USER}'@'127.0.0.1'; SET sql_log_bin = 1"
+    ));
+    let nb = node(
+        &b,
+        true,
+        &format!(
+            "catchup-timeout = 5s\npeer-host = 127.0.0.1\npeer-port = {}",
+            a.port
+        ),
+    );
+    let r = nb.notify(&["master"]);
+    assert_ne!(r.code, 0, "{}", nb.log());
+    assert!(
+        read_only(&b),
+        "opened writes beside an unfenced writable peer"
+    );
+    assert!(!read_only(&a));
+    assert!(
+        nb.log().contains("answers but cannot be fenced"),
+        "{}",
+        nb.log()
+    );
+}
+
+/// The peer cannot be reached where peer-host says (here: a closed port), but this
+/// node's replication still receives its heartbeats: it is alive and cannot be fenced,
+/// so writes stay closed. Once replication hears nothing, it counts as gone.
+#[test]
+fn an_unreachable_peer_that_still_replicates_is_not_taken_for_dead() {
+    let (a, b) = pair();
+    with_app_table(&a, &b);
+    b.exec("SET GLOBAL read_only = ON");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let nb = node(
+        &b,
+        true,
+        &format!("catchup-timeout = 5s\npeer-host = 127.0.0.1\npeer-port = {closed}"),
+    );
+    assert_ne!(nb.notify(&["master"]).code, 0, "{}", nb.log());
+    assert!(read_only(&b), "{}", nb.log());
+    assert!(nb.log().contains("still receives from it"), "{}", nb.log());
+    // Replication from a stopped: nothing says the peer lives any more.
+    b.exec("STOP SLAVE IO_THREAD");
+    assert_eq!(nb.notify(&["master"]).code, 0, "{}", nb.log());
+    assert!(!read_only(&b), "{}", nb.log());
+}
+
+/// After a healed split the VIP holder may be left read-only (its peer's promotion
+/// fenced it) with no new keepalived event. The check notices and asks for a new
+/// promotion, which happens only while the peer is read-only too.
+#[test]
+fn a_fenced_vip_holder_is_promoted_again_only_when_nobody_writes() {
+    let (a, b) = pair();
+    with_app_table(&a, &b);
+    a.exec("SET GLOBAL read_only = ON");
+    let nb = node(
+        &b,
+        true,
+        &format!(
+            "catchup-timeout = 5s\npeer-host = 127.0.0.1\npeer-port = {}",
+            a.port
+        ),
+    );
+    assert_eq!(nb.notify(&["master"]).code, 0, "{}", nb.log());
+    assert!(!read_only(&b));
+    // Fenced while the peer took writes: the peer is the master, nothing to do.
+    b.exec("SET GLOBAL read_only = ON");
+    a.exec("SET GLOBAL read_only = OFF");
+    assert_eq!(nb.notify(&["--from-check", "master"]).code, 0);
+    assert!(read_only(&b), "{}", nb.log());
+    assert!(nb.log().contains("the peer is writable"), "{}", nb.log());
+    // The peer yielded (read-only): nobody writes, so this VIP holder takes writes back,
+    // and the check is what asks for it (after 2 s of being fenced).
+    a.exec("SET GLOBAL read_only = ON");
+    assert_eq!(nb.check(&[]).code, 0, "{}", nb.log());
+    sleep(Duration::from_millis(2100));
+    assert_eq!(nb.check(&[]).code, 0, "{}", nb.log());
+    let t = Instant::now();
+    while read_only(&b) && t.elapsed() < Duration::from_secs(10) {
+        sleep(Duration::from_millis(100));
+    }
+    assert!(!read_only(&b), "{}", nb.log());
+    assert!(read_only(&a));
+    assert!(nb.log().contains("promoting again"), "{}", nb.log());
 }

@@ -592,3 +592,54 @@ fn lint_passes_the_sample_and_names_each_trap_with_its_line() {
         r.stdout
     );
 }
+
+/// The promotion brake: past max-promotions within promotion-window a MASTER event
+/// keeps the node read-only and says why; `keepalived-mysql reset` clears it.
+#[test]
+fn the_promotion_brake_stops_a_flapping_node_until_reset() {
+    let (_a, b) = pair();
+    // No vip: the notify record orders the events, so they alternate freely.
+    let node = NodeConfig::new(
+        &b,
+        false,
+        &format!(
+            "vip =\n[keepalived-mysql-notify]\nuser = {NOTIFY_USER}\npassword = {NOTIFY_PASS}\n\
+             max-promotions = 2\npromotion-window = 1h\ncatchup-timeout = 2s\n"
+        ),
+    );
+    let read_only = || b.value("SELECT @@read_only").as_deref() == Some("1");
+    for i in 0..2 {
+        assert_eq!(node.notify(&["master"]).code, 0, "{}", node.log());
+        assert!(!read_only(), "{}", node.log());
+        if i == 1 {
+            // A re-assertion (MASTER on a master: notify_master_rx_lower_pri) is not
+            // a promotion: it does not count.
+            assert_eq!(node.notify(&["master"]).code, 0, "{}", node.log());
+            assert!(!read_only(), "{}", node.log());
+        }
+        assert_eq!(node.notify(&["backup"]).code, 0, "{}", node.log());
+        assert!(read_only());
+    }
+    let r = node.notify(&["master"]);
+    assert_ne!(r.code, 0, "{}", node.log());
+    assert!(read_only(), "the brake let a third promotion open writes");
+    assert!(
+        node.log().contains("promotion brake engaged"),
+        "{}",
+        node.log()
+    );
+    assert!(node.notify_state()["brake_since"].is_number());
+    let r = ops(&node, &["status"]);
+    assert!(r.stdout.contains("promotion brake"), "{}", r.stdout);
+    // The operator's reset: said what it cleared; the next promotion opens.
+    let r = ops(&node, &["reset"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("cleared the promotion brake"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(node.notify(&["backup"]).code, 0);
+    assert_eq!(node.notify(&["master"]).code, 0, "{}", node.log());
+    assert!(!read_only());
+}

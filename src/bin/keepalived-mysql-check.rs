@@ -17,6 +17,12 @@ struct Cli {
     /// When the server refuses connections with "too many connections"
     #[arg(long, value_name = "ACTION", value_parser = ["healthy", "fail"])]
     on_too_many_connections: Option<String>,
+    /// Hosts beyond the pair, as IP:PORT,... (a refusal counts as reached)
+    #[arg(long, value_name = "ADDRS")]
+    witness: Option<String>,
+    /// Reaching neither the peer nor a witness this long makes this node isolated
+    #[arg(long, value_name = "DURATION")]
+    isolation_timeout: Option<String>,
     /// Output: quiet (exit code only: keepalived's run, which logs and records), or
     /// text, json, nagios (an observer run: prints a live verdict, changes nothing)
     #[arg(long, value_enum, default_value = "quiet")]
@@ -25,11 +31,15 @@ struct Cli {
 
 fn main() -> ExitCode {
     let (cli, settings): (Cli, CheckSettings) = match cli::start(|c: &Cli| {
-        let extra = c
-            .on_too_many_connections
-            .clone()
-            .map(|v| ("on-too-many-connections", v));
-        (&c.common, extra.into_iter().collect())
+        let extra = [
+            ("on-too-many-connections", &c.on_too_many_connections),
+            ("witness", &c.witness),
+            ("isolation-timeout", &c.isolation_timeout),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+        .collect();
+        (&c.common, extra)
     }) {
         Ok(x) => x,
         Err(code) => return code,

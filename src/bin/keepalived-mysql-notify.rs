@@ -27,8 +27,10 @@ struct Cli {
     common: CommonArgs,
     #[command(flatten)]
     notify: NotifyArgs,
-    /// Set by keepalived-mysql-check when it finds this node writable without the VIP:
-    /// demote (backup only) unless this node is the master by the VIP or the record
+    /// Set by keepalived-mysql-check: with backup, it found this node writable without
+    /// the VIP (demote unless the master by the VIP or the record); with master, it
+    /// found this VIP holder fenced read-only while its peer is read-only too (promote
+    /// again)
     #[arg(long)]
     from_check: bool,
     /// Started by a promotion that held replication from the peer: watch the peer, and

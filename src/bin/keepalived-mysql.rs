@@ -7,8 +7,8 @@ use keepalived_mysql::cli::{self, CommonArgs};
 use keepalived_mysql::config::{self, CheckSettings, NotifySettings, RestartSettings};
 use keepalived_mysql::log::Logger;
 use keepalived_mysql::ops::{self, history, lint, status, switchover, PROGRAM};
-use keepalived_mysql::restart;
 use keepalived_mysql::state::rfc3339;
+use keepalived_mysql::{notify, restart};
 
 const EXIT_CODES: &str = "Exit codes: 0 ok, 1 internal error, 2 bad command line, \
 3 configuration error, 4 option file open to other users, 40 degraded (status), 41 danger: \
@@ -70,7 +70,7 @@ enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
-    /// Clear the restart hook's give-up and restart budget, and say what was cleared
+    /// Clear the restart hook's give-up and budget and the promotion brake, and say what was cleared
     Reset {
         #[command(flatten)]
         common: CommonArgs,
@@ -184,17 +184,21 @@ fn run(command: Command) -> Result<u8, ExitCode> {
         }
         Command::Reset { common } => {
             let r: RestartSettings = common.settings_or_exit(&[])?;
+            let n: NotifySettings = common.settings_or_exit(&[])?;
             let log = Logger::new(PROGRAM, &r);
-            match restart::reset(&r, &log) {
-                Ok(before) => {
-                    println!("{}", cleared(&before));
-                    0
-                }
-                Err(e) => {
-                    eprintln!("{PROGRAM}: reset: {e}");
-                    ops::RESET_FAILED
+            let restart = restart::reset(&r, &log).map(|before| cleared(&before));
+            let brake = notify::reset_brake(&n, &log);
+            let mut code = 0;
+            for said in [restart, brake] {
+                match said {
+                    Ok(msg) => println!("{msg}"),
+                    Err(e) => {
+                        eprintln!("{PROGRAM}: reset: {e}");
+                        code = ops::RESET_FAILED;
+                    }
                 }
             }
+            code
         }
         Command::Lint {
             keepalived_conf,

@@ -150,6 +150,9 @@ pub struct LocalFiles {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vrrp_since: Option<String>,
     pub demotion_pending: bool,
+    /// Since when the promotion brake keeps MASTER events read-only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promotion_brake_since: Option<String>,
     /// Replication from the peer since the last promotion (held, diverged, resumed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_channel: Option<crate::state::notify::PeerChannel>,
@@ -194,6 +197,7 @@ pub fn read_files(check: &CheckSettings, restart: &RestartSettings) -> LocalFile
         vrrp_state: nr.as_ref().map(|r| r.state.clone()),
         vrrp_since: nr.as_ref().map(|r| rfc3339(r.since)),
         demotion_pending: nr.as_ref().is_some_and(|r| r.demotion_pending),
+        promotion_brake_since: nr.as_ref().and_then(|r| r.brake_since).map(rfc3339),
         peer_channel: nr.as_ref().and_then(|r| r.peer_channel.clone()),
         last_transitions: nr
             .map(|r| {
@@ -389,6 +393,12 @@ pub fn judge(
     }
     if files.demotion_pending {
         problems.push("a demotion is pending (the server was unreachable)".into());
+    }
+    if let Some(t) = &files.promotion_brake_since {
+        problems.push(format!(
+            "the promotion brake is engaged since {t}: MASTER events stay read-only until \
+             keepalived-mysql reset"
+        ));
     }
     match &files.check {
         None => problems.push("no check.json: keepalived has not run the check here".into()),

@@ -34,4 +34,13 @@ pub struct CheckState {
     /// When the check last started a demotion of that writable standby.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redemoted_at: Option<f64>,
+    /// When the peer or a witness last answered (with `witness` set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reached_at: Option<f64>,
+    /// Since when the VIP holder is read-only although writes were opened here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fenced_since: Option<f64>,
+    /// When the check last asked the notify hook to promote that node again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasserted_at: Option<f64>,
 }

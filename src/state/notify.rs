@@ -72,6 +72,13 @@ pub struct NotifyRecord {
     pub since: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_catchup_ms: Option<f64>,
+    /// When writes were opened by a promotion from another state (the brake counts
+    /// these within promotion-window).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub promotions: Vec<f64>,
+    /// Since when the promotion brake keeps MASTER events read-only (until a reset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brake_since: Option<f64>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
     #[serde(default)]
