@@ -49,11 +49,16 @@ set_restart() { # node command: change the node's restart-command
 sampler_start() {
     : > "$LAB/ro.samples"
     (
-        local r1 r2
+        local r1 r2 r1b
         while [ ! -e "$LAB/sampler.stop" ]; do
-            # Stamped when both reads are done: a read blocked on a frozen server
-            # reports what it saw after the server resumed.
-            r1=$(ro node1); r2=$(ro node2)
+            # Stamped when the reads are done: a read blocked on a frozen server
+            # reports what it saw after the server resumed. node1 is read before and
+            # after node2: a node1 that changed meanwhile is "moving", never counted
+            # as writable beside node2 (the reads are some 10 ms apart, a fence and a
+            # promotion about 20 ms: read once, a clean handover could look like an
+            # overlap).
+            r1=$(ro node1); r2=$(ro node2); r1b=$(ro node1)
+            [ "$r1" = "$r1b" ] || r1=moving
             echo "$EPOCHREALTIME $r1 $r2" >> "$LAB/ro.samples"
             sleep 0.1
         done
@@ -315,6 +320,15 @@ scenario_orphans() {
     expect "orphans: $a's check names the GTIDs $b found ($named)" sh -c \
         "ip netns exec $a /usr/sbin/keepalived-mysql-check --format text | grep -qF '($named)'"
     expect "orphans: $b raised the peer-diverged alert" grep -q " peer-diverged " "$LAB/$b/alerts.log"
+    # ...and that set is the truth: $a's binary log ends at the GTID named, $b's position
+    # in $a's domain is the "here" one.
+    local theirs here
+    theirs=${named%% *}
+    here=$(echo "$named" | sed -n 's/.*(here: \([0-9-]*\)).*/\1/p')
+    expect "orphans: $a's binary log really ends at $theirs" sh -c \
+        "mariadb --no-defaults -S $(sock "$a") -uroot -N -e 'SELECT @@gtid_binlog_pos' | tr ',' '\n' | grep -qx '$theirs'"
+    expect "orphans: $b really has $here of $a's domain" sh -c \
+        "mariadb --no-defaults -S $(sock "$b") -uroot -N -e 'SELECT @@gtid_current_pos' | tr ',' '\n' | grep -qx '$here'"
     sleep 3
     expect "orphans: $b still does not fetch from $a" sh -c \
         "mariadb --no-defaults -S $(sock "$b") -uroot -e 'SHOW SLAVE STATUS\G' | grep -q 'Slave_IO_Running: No'"
@@ -375,12 +389,14 @@ scenario_ghosts() { # SLAVE|MASTER unsent|unacked
             "mariadb --no-defaults -S $(sock "$b") -uroot -e 'SHOW SLAVE STATUS\G' | grep -q 'Slave_IO_Running: Yes'"
         expect "ghosts ($how): $a is an eligible standby again (check exit 0)" wait_for 30 sh -c \
             "ip netns exec $a /usr/sbin/keepalived-mysql-check"
-        expect "ghosts ($how): no DIVERGED alert" sh -c "! grep -q DIVERGED '$log'"
+        expect "ghosts ($how): no rejoin alert (no DIVERGED, no peer-diverged/peer-channel)" sh -c \
+            "! grep -q DIVERGED '$log' && ! grep -qE 'peer-diverged|peer-channel' $LAB/$a/alerts.log $LAB/$b/alerts.log"
     else
         local why="has transactions this node never applied"
         expect "ghosts ($how, $role): $b says the peer diverged ($why)" wait_for 30 \
             grep -q "DIVERGED: peer ${IP[$a]}:3306 $why" "$log"
         grep -o "DIVERGED: peer [^;]*" "$log" | tail -n 1 | sed 's/^/   /'
+        expect "ghosts ($how, $role): $b raised the peer-diverged alert" grep -q " peer-diverged " "$LAB/$b/alerts.log"
         expect "ghosts ($how, $role): $a's own check says diverged (exit 21)" wait_for 30 sh -c \
             "ip netns exec $a /usr/sbin/keepalived-mysql-check; [ \$? = 21 ]"
     fi
@@ -410,6 +426,170 @@ scenario_ghosts() { # SLAVE|MASTER unsent|unacked
 scenario_ghosts_truncated() { scenario_ghosts SLAVE unsent; }
 scenario_ghosts_kept() { scenario_ghosts MASTER unsent; }
 scenario_ghosts_unacked() { scenario_ghosts SLAVE unacked; }
+
+# ---- network partitions (nftables rules inside the nodes' namespaces)
+# Every packet of NODE on eth0 dropped, both ways (loopback and the socket still work):
+# the node is up, its link is up, and it reaches nothing.
+isolate() { # node
+    ip netns exec "$1" nft -f - <<EOF
+table inet kmcut {
+    chain i { type filter hook input priority 0; iifname "eth0" drop; }
+    chain o { type filter hook output priority 0; oifname "eth0" drop; }
+}
+EOF
+}
+# Only VRRP adverts dropped, on both nodes: MySQL (replication, the hooks) still flows.
+cut_vrrp() { # node...
+    local n
+    for n in "$@"; do
+        ip netns exec "$n" nft -f - <<EOF
+table inet kmcut {
+    chain i { type filter hook input priority 0; ip protocol vrrp drop; }
+    chain o { type filter hook output priority 0; ip protocol vrrp drop; }
+}
+EOF
+    done
+}
+# Everything between the two nodes dropped; both still reach the client (the witness).
+split() {
+    local n p
+    for n in node1 node2; do
+        p=${IP[$(other "$n")]}
+        ip netns exec "$n" nft -f - <<EOF
+table inet kmcut {
+    chain i { type filter hook input priority 0; ip saddr $p drop; ip protocol vrrp drop; }
+    chain o { type filter hook output priority 0; ip daddr $p drop; ip protocol vrrp drop; }
+}
+EOF
+    done
+}
+heal() { local n; for n in node1 node2; do ip netns exec "$n" nft delete table inet kmcut 2>/dev/null; done; true; }
+
+# Seconds from the fault until NODE's read_only was first seen ON, from the sampler.
+ro_after_fault() { # node
+    local col=$(( ${ID[$1]} + 1 ))
+    awk -v f="$(cat "$LAB/fault.t")" -v col="$col" '$1 > f && $col == "ON" {printf "%.2f", $1 - f; exit}' "$LAB/ro.samples"
+}
+# Total time both nodes were writable, in seconds, from the sampler (sum of the gaps
+# between consecutive samples that both saw OFF/OFF).
+both_writable_s() {
+    awk '{ if (prev_both) t += $1 - prev; prev = $1; prev_both = ($2 == "OFF" && $3 == "OFF") }
+         END {printf "%.2f", t}' "$LAB/ro.samples"
+}
+vip_count() { local c=0 n; for n in node1 node2; do ip -n "$n" -br addr show dev eth0 | grep -q "$VIP/" && c=$((c + 1)); done; echo "$c"; }
+one_vip() { [ "$(vip_count)" = 1 ]; }
+
+scenario_isolated_active() {
+    echo "# partition: the active node isolated (all its links cut), the peer and the client still connected"
+    start || return
+    local a b; a=$(holder); b=$(other "$a")
+    fault_now
+    isolate "$a"
+    expect "isolated active: $a says isolated (exit 22)" wait_for 10 sh -c \
+        "ip netns exec $a /usr/sbin/keepalived-mysql-check; [ \$? = 22 ]"
+    expect "isolated active: $a is read-only" wait_for 10 read_only_standby "$a"
+    local t; t=$(ro_after_fault "$a")
+    expect "isolated active: $a read-only ${t}s after the cut (bound: isolation-timeout 2 s + 2 s)" \
+        awk -v t="${t:-99}" 'BEGIN {exit !(t <= 4)}'
+    expect "isolated active: $b takes the VIP" wait_for 15 sh -c "ip -n $b -br addr show dev eth0 | grep -q $VIP/"
+    expect "isolated active: writes flow through $b" wait_for 20 writes_via "$b"
+    local acked_old
+    acked_old=$(awk -v f="$(cat "$LAB/fault.t")" -v id="${ID[$a]}" '$1 > f && $3 == "ok" && $5 == id' "$LAB/writes.log" | grep -c . || true)
+    echo "   acknowledged on the isolated $a after the cut: $acked_old; both writable: $(both_writable_s) s"
+    expect "isolated active: no write acknowledged by the isolated node after the cut" [ "$acked_old" = 0 ]
+    # Heal (scenario 4): the old node comes back as a read-only standby, one VIP holder.
+    heal
+    expect "heal: $a is an eligible standby again (check exit 0)" wait_for 30 sh -c \
+        "ip netns exec $a /usr/sbin/keepalived-mysql-check"
+    expect "heal: one VIP holder ($b)" wait_for 10 sh -c "[ \$(ip -n $b -br addr show dev eth0 | grep -c $VIP/) = 1 ] && ! ip -n $a -br addr show dev eth0 | grep -q $VIP/"
+    expect "heal: $a read-only" read_only_standby "$a"
+    # A write $a committed in the instant of the cut (a client's, or its last heartbeat)
+    # never reached $b: then the rejoin rightly names it instead of resuming.
+    expect "heal: $b fetches from $a again, or names what $a has that it lacks" wait_for 30 sh -c \
+        "mariadb --no-defaults -S $(sock "$b") -uroot -e 'SHOW SLAVE STATUS\\G' | grep -q 'Slave_IO_Running: Yes' || grep -q DIVERGED $LAB/$b/keepalived-mysql.log"
+    grep -h -E "resumed|DIVERGED" "$LAB/$b/keepalived-mysql.log" | tail -n 1 | cut -c1-160 | sed 's/^/   rejoin: /'
+    finish "partition: active node isolated, then healed"
+    expect "isolated active: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
+}
+
+scenario_isolated_standby() {
+    echo "# partition: the standby isolated; it must never take the VIP nor become writable"
+    start || return
+    local a b; a=$(holder); b=$(other "$a")
+    fault_now
+    isolate "$b"
+    local took=0 rw=0
+    for _ in $(seq 40); do
+        ip -n "$b" -br addr show dev eth0 | grep -q "$VIP/" && took=1
+        writable "$b" && rw=1
+        sleep 0.25
+    done
+    expect "isolated standby: $b says isolated (exit 22)" sh -c \
+        "ip netns exec $b /usr/sbin/keepalived-mysql-check; [ \$? = 22 ]"
+    expect "isolated standby: $b never took the VIP" [ "$took" = 0 ]
+    expect "isolated standby: $b never became writable" [ "$rw" = 0 ]
+    expect "isolated standby: $a kept the VIP" holder_is "$a"
+    heal
+    expect "isolated standby: $b eligible again after the heal" wait_for 30 sh -c \
+        "ip netns exec $b /usr/sbin/keepalived-mysql-check"
+    finish "partition: standby isolated"
+    expect "isolated standby: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
+}
+
+scenario_vrrp_partition() {
+    echo "# partition: VRRP adverts dropped between the nodes, MySQL still flowing"
+    start || return
+    local a b; a=$(holder); b=$(other "$a")
+    fault_now
+    cut_vrrp node1 node2
+    expect "vrrp split: $b takes the VIP too" wait_for 15 sh -c "ip -n $b -br addr show dev eth0 | grep -q $VIP/"
+    expect "vrrp split: writes flow through $b" wait_for 20 writes_via "$b"
+    expect "vrrp split: $b fenced $a before opening writes" grep -q "fenced (read-only" "$LAB/$b/keepalived-mysql.log"
+    sleep 3
+    heal
+    expect "vrrp split healed: one VIP holder" wait_for 15 one_vip
+    local h; h=$(holder)
+    expect "vrrp split healed: writes flow through the holder ($h)" wait_for 20 writes_via "$h"
+    local late
+    late=$(awk -v f="$(cat "$LAB/fault.t")" '$1 > f + 2 && $2 == "OFF" && $3 == "OFF"' "$LAB/ro.samples" | grep -c . || true)
+    echo "   samples with two writable nodes more than 2 s after the cut: $late; both writable in all: $(both_writable_s) s"
+    expect "vrrp split: at most one writable node at every sample after 2 s" [ "$late" = 0 ]
+    finish "partition: VRRP adverts only (MySQL flowing), then healed"
+    expect "vrrp split: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
+}
+
+# No tool can fence here without a third vote: both nodes reach the client and the
+# witness, neither reaches the other. Measured and reported, not hidden.
+scenario_full_split() {
+    echo "# partition: the nodes cut from each other, both still reaching the client and the witness"
+    start || return
+    local a b; a=$(holder); b=$(other "$a")
+    fault_now
+    split
+    expect "full split: $b takes the VIP too" wait_for 15 sh -c "ip -n $b -br addr show dev eth0 | grep -q $VIP/"
+    sleep 8
+    local both; both=$(both_writable_s)
+    echo "   during the split: both writable for $both s of the run; VIP on $(vip_count) nodes"
+    heal
+    expect "full split healed: one VIP holder" wait_for 15 one_vip
+    sleep 5
+    local h; h=$(holder)
+    echo "   after the heal: VIP on $h; read_only node1=$(ro node1) node2=$(ro node2)"
+    grep -h -E "DIVERGED|peer-diverged|fenced" "$LAB/node1/keepalived-mysql.log" "$LAB/node2/keepalived-mysql.log" | tail -n 4 | sed 's/^/   detected: /'
+    expect "full split healed: exactly one writable node" [ "$(writable_count)" = 1 ]
+    # The node that yielded does not fetch from the one that kept writing: it cannot
+    # verify it (alerted), so the fork is not merged there.
+    expect "full split healed: the yielding node refuses the unverified peer (alerted)" \
+        grep -qE " peer-channel | peer-diverged " "$LAB/node1/alerts.log" "$LAB/node2/alerts.log"
+    grep -h -E "peer-channel|peer-diverged" "$LAB/node1/alerts.log" "$LAB/node2/alerts.log" | tail -n 1 | cut -c1-200 | sed 's/^/   alert: /'
+    writer_stop
+    sampler_stop
+    local line; line=$(report "$h")
+    echo "   $line"
+    printf '| %s | %s | %s | %s | %s |\n' "partition: full split between the nodes (no third vote)" \
+        "both writable for $both s" "$(echo "$line" | sed -n 's/.*max_gap=\([0-9.]*\).*/\1/p') s" \
+        "$(echo "$line" | sed -n 's/.*acked=\([0-9]*\).*/\1/p')" "$(echo "$line" | sed -n 's/.*lost=\([0-9]*\).*/\1/p') (reported)" >> "$REPORT"
+}
 
 scenario_demotion_kills_sessions() {
     echo "# demotion: a client session on the old master is killed and cannot write"
@@ -453,17 +633,19 @@ scenario_hard_crash() { # async|semi
 scenario_hard_crash_async() { scenario_hard_crash async; }
 scenario_hard_crash_semi() { scenario_hard_crash semi; }
 
-trap 'down >/dev/null 2>&1' EXIT
+# KEEP_LAB=1: leave the last scenario's lab up, to look at it (lab/lab down ends it).
+trap '[ -n "${KEEP_LAB:-}" ] || down >/dev/null 2>&1' EXIT
 deps
 export LAB_SKIP_DEPS=1
 # SCENARIOS="drain sigstop" tests/failover.sh runs a subset.
 ALL=(crash_hold_on crash_hold_off crash_no_restart sigstop sigstop_hold_on broken_standby drain
-    switchover orphans ghosts_truncated ghosts_kept ghosts_unacked demotion_kills_sessions hard_crash_async hard_crash_semi crash_tcp switchover_tcp)
+    switchover orphans ghosts_truncated ghosts_kept ghosts_unacked isolated_active isolated_standby
+    vrrp_partition full_split demotion_kills_sessions hard_crash_async hard_crash_semi crash_tcp switchover_tcp)
 if [ -n "${SCENARIOS:-}" ]; then read -r -a ALL <<< "$SCENARIOS"; fi
 for s in "${ALL[@]}"; do
     "scenario_$s"
     sampler_stop
-    down >/dev/null 2>&1
+    [ -n "${KEEP_LAB:-}" ] || down >/dev/null 2>&1
 done
 echo
 cat "$REPORT"

@@ -16,7 +16,7 @@ fi
 # file: the static-build check; lintian, man-db: the package test; hyperfine, time,
 # python3: the benchmark; openssl: test certificates and RSA keys (TLS tests, lab --tcp).
 packages=(mariadb-server mariadb-client keepalived iproute2 procps util-linux file
-    lintian man-db hyperfine time python3 openssl)
+    lintian man-db hyperfine time python3 openssl nftables)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
