@@ -45,6 +45,9 @@ SET sql_log_bin = 1;
 --   SET sql_log_bin = 1;
 
 -- Then on each node, replicate from the other (node 1 shown):
+-- (a heartbeat every half second: a promotion that cannot reach the peer asks this
+-- channel whether the peer still sends, and waits about one period for the answer)
 --   CHANGE MASTER TO MASTER_HOST = '192.0.2.12', MASTER_USER = 'repl',
---       MASTER_PASSWORD = 'change-me-repl', MASTER_USE_GTID = slave_pos;
+--       MASTER_PASSWORD = 'change-me-repl', MASTER_USE_GTID = slave_pos,
+--       MASTER_HEARTBEAT_PERIOD = 0.5;
 --   START SLAVE;
