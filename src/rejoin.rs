@@ -37,6 +37,9 @@ const MARK_TABLE: &str = "`keepalived_mysql`.`diverged`";
 /// The check's read of it, last in its batch (on a standby).
 pub const MARK_READ_SQL: &str = "SELECT gtids FROM `keepalived_mysql`.`diverged` \
      WHERE server_id = @@server_id ORDER BY id DESC LIMIT 1";
+/// How long a peer that lacks only its own transactions gets to fetch them back from
+/// us before it is called diverged.
+const LOST_GRACE: Duration = Duration::from_secs(5);
 /// A failover's old master may take long to come back; the watcher waits this long.
 const WATCH_FOR: Duration = Duration::from_secs(24 * 3600);
 
@@ -363,6 +366,8 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
         }
     };
     let mut by_hand = false;
+    // Since when the peer has lacked only its own transactions (see LOST_GRACE).
+    let mut lost_since: Option<Instant> = None;
     while Instant::now() < until {
         let rec = match state::notify::file(s).read() {
             Ok(r) => r.unwrap_or_default(),
@@ -429,6 +434,7 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
         });
         match checked {
             Ok((mut local, c)) if c.clean() => {
+                lost_since = None;
                 // The marker first: a peer must not stay ineligible once it is clean,
                 // whichever promotion marked it. A failure is tried again next round.
                 let cleared = marked(&mut local, c.peer_id).and_then(|m| {
@@ -481,6 +487,12 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
                 );
                 return Ok(());
             }
+            // The peer lacks only some of its own transactions: its crash recovery cut
+            // them, and its replication from us may be fetching them back right now (it
+            // does with gtid_strict_mode). Nothing of it is applied here meanwhile.
+            Ok((_, c))
+                if c.extra.is_empty()
+                    && lost_since.get_or_insert_with(Instant::now).elapsed() < LOST_GRACE => {}
             Ok((mut local, c)) => {
                 let extra = c.gtids();
                 let msg = format!(
