@@ -42,6 +42,11 @@ SET sql_log_bin = 1;
 --       TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
 --   GRANT SELECT, INSERT, CREATE ON keepalived_mysql.*
 --       TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
+--   -- the replica's view at promotion (received heartbeats):
+--   GRANT SELECT ON performance_schema.replication_connection_status
+--       TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
+--   GRANT SELECT ON performance_schema.replication_connection_configuration
+--       TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
 --   SET sql_log_bin = 1;
 
 -- Then on each node, replicate from the other (node 1 shown):

@@ -72,9 +72,18 @@ pub fn run(s: &CheckSettings, log: &Logger, caller: Caller, file_args: &[String]
         );
     }
     // Beside the lock wait and the server request, never after them.
+    // Not the peer's MySQL port: a connection dropped before the handshake every
+    // second counts against max_connect_errors there and would get this host blocked.
+    // Nor an address of this host (its own or the VIP): reaching ourselves proves
+    // nothing. (Loopback stays, for tests: a witness there is a configuration mistake.)
     let reach = (!s.witnesses.is_empty()).then(|| {
-        let mut targets = s.witnesses.clone();
-        targets.extend(s.peer);
+        let here = role::local_addresses();
+        let targets: Vec<_> = s
+            .witnesses
+            .iter()
+            .filter(|w| w.ip().is_loopback() || !here.contains(&w.ip()))
+            .copied()
+            .collect();
         reach::start(&targets, deadline.saturating_duration_since(Instant::now()))
     });
     let lock = match lock::lock_within(&s.state_path(lock_file), &s.runtime_dir, mode, deadline) {
@@ -302,8 +311,12 @@ fn probe_within_deadline(
             let result = s.login().connect(budget).and_then(|mut conn| {
                 // The active node writes its heartbeat only once something beyond it
                 // answered: on a healthy network that answer is in before the login.
-                let may_write = !active
-                    || reach.is_none_or(|r| matches!(r.wait(probe_deadline), Reach::Reached(_)));
+                // A short wait only: on a healthy network the answer is in long before
+                // this; without one, no heartbeat this run, and the verdict is the main
+                // thread's (isolated or not), never a timeout of this probe.
+                let gate = (Instant::now() + Duration::from_millis(100)).min(probe_deadline);
+                let may_write =
+                    !active || reach.is_none_or(|r| matches!(r.wait(gate), Reach::Reached(_)));
                 let plan = Plan {
                     active,
                     may_write,
@@ -525,10 +538,10 @@ fn isolation(
     let for_s = last.map(|t| (now - t).max(0.0));
     let verdict = match for_s {
         Some(f) if f < limit => Err(format!(
-            "reached neither the peer nor any witness for {f:.1}s (isolated at {limit:.0}s): {why}"
+            "reached no witness for {f:.1}s (isolated at {limit:.0}s): {why}"
         )),
         _ => Ok(format!(
-            "isolated: reached neither the peer nor any witness {}: {why}; an isolated node \
+            "isolated: reached no witness {}: {why}; an isolated node \
              must not hold or take the VIP",
             match for_s {
                 Some(f) => format!("for {f:.1}s"),

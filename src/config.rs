@@ -187,9 +187,6 @@ pub struct CheckSettings {
     pub witnesses: Vec<SocketAddr>,
     /// How long reaching neither the peer nor a witness makes this node isolated.
     pub isolation_timeout: Duration,
-    /// The peer's server, when `peer-host` is in a group the check reads: one more
-    /// proof that the network works.
-    pub peer: Option<SocketAddr>,
 }
 
 /// The restart hook's settings.
@@ -280,7 +277,6 @@ program_settings!(CheckSettings, "keepalived-mysql-check", |v| CheckSettings {
     on_too_many_connections: v.on_too_many_connections,
     hold_vip_during_restart: v.hold_vip_during_restart,
     ready_timeout: v.ready_timeout,
-    peer: v.peer_host.map(|h| SocketAddr::new(h, v.peer_port)),
     witnesses: v.witnesses,
     isolation_timeout: v.isolation_timeout,
 });

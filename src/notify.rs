@@ -958,9 +958,23 @@ fn promote(ctx: &Ctx) -> Outcome {
     };
     // A MASTER event on a node that is master already (keepalived's
     // notify_master_rx_lower_pri after a heal) re-asserts; it is not a promotion.
-    let was_master = load(s).state.eq_ignore_ascii_case("MASTER");
+    let rec = load(s);
+    let was_master = rec.state.eq_ignore_ascii_case("MASTER");
+    // A writable master re-asserting keeps its writes open while it fences the peer:
+    // a read-only window here is what a peer's own re-assertion would take for "nobody
+    // writes" (see reassert_refusal), and both could then open.
+    let writable_master = was_master
+        && rec.read_only == Some(false)
+        && conn
+            .query("SELECT @@global.read_only AS ro")
+            .is_ok_and(|r| r.get(0, "ro") == Some("0"));
     // Writes stay off until caught up, whatever the node was before.
-    if let Err(e) = read_only_now(ctx, &mut conn) {
+    if writable_master {
+        ctx.log.log(
+            Severity::Notice,
+            "MASTER: re-asserting a writable master: writes stay open while the peer is fenced",
+        );
+    } else if let Err(e) = read_only_now(ctx, &mut conn) {
         return fail(
             format!("MASTER: cannot set read_only: {}", e.msg),
             &format!("failed: {}", e.msg),
@@ -978,7 +992,8 @@ fn promote(ctx: &Ctx) -> Outcome {
     let deadline = ctx.start + s.catchup_timeout;
     // A peer that refused us fails the wait, but the local relay log is still applied
     // first: `on-catchup-timeout = open` must not open on an unapplied backlog.
-    let caught = match wait_for_peer(ctx, &mut conn, deadline) {
+    let mut alive_unfenced = false;
+    let caught = match wait_for_peer(ctx, &mut conn, deadline, &mut alive_unfenced) {
         Ok(()) => wait_applied(ctx, &mut conn, deadline),
         Err(e) => wait_applied(ctx, &mut conn, deadline).and(Err(e)),
     };
@@ -1000,7 +1015,22 @@ fn promote(ctx: &Ctx) -> Outcome {
             }
         };
     }
-    let open = caught.is_ok() || s.open_on_catchup_timeout;
+    // on-catchup-timeout = open is about a slow catch-up, never about a peer that is
+    // alive (its replication still sends) and could not be fenced: two writers.
+    let open = caught.is_ok() || (s.open_on_catchup_timeout && !alive_unfenced);
+    if writable_master && !open {
+        // The re-assertion failed (the peer could not be fenced or waited for): this
+        // node must not stay writable beside it.
+        if let Err(e) = read_only_now(ctx, &mut conn) {
+            ctx.log.log(
+                Severity::Err,
+                &format!(
+                    "MASTER: re-assertion failed and read_only could not be set: {}",
+                    e.msg
+                ),
+            );
+        }
+    }
     // Caught up, writes about to open: stop fetching from the peer until it is known to
     // hold nothing we lack (rejoin). Never a reason not to promote.
     let held = if open {
@@ -1171,7 +1201,12 @@ fn open_writes(ctx: &Ctx, conn: &mut Connection, open: bool, waited: f64) -> Ope
 /// answers but refuses us (access denied, a bad reply, a failing query) is alive and
 /// may hold writes we have not seen: then the wait fails, and the promotion follows
 /// `on-catchup-timeout` (read-only by default). Every decision is logged.
-fn wait_for_peer(ctx: &Ctx, conn: &mut Connection, deadline: Instant) -> Result<(), String> {
+fn wait_for_peer(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    deadline: Instant,
+    alive_unfenced: &mut bool,
+) -> Result<(), String> {
     let d = &conn.dialect.clone();
     let Some(login) = ctx.s.peer_login() else {
         return Ok(());
@@ -1200,12 +1235,15 @@ fn wait_for_peer(ctx: &Ctx, conn: &mut Connection, deadline: Instant) -> Result<
         // Unreachable from here is not dead: a replication channel that still
         // receives from it says the peer is alive, and then it cannot be fenced.
         Err(e) if gone(&e) => {
-            return match still_receiving(conn) {
-                Some(how) => Err(format!(
-                    "peer {peer_name} cannot be reached ({}), yet this node's replication \
+            return match still_receiving(ctx, conn) {
+                Some(how) => {
+                    *alive_unfenced = true;
+                    Err(format!(
+                        "peer {peer_name} cannot be reached ({}), yet this node's replication \
                      still receives from it ({how}): it is alive and cannot be fenced",
-                    e.msg
-                )),
+                        e.msg
+                    ))
+                }
                 None => skip(&e),
             }
         }
@@ -1214,7 +1252,12 @@ fn wait_for_peer(ctx: &Ctx, conn: &mut Connection, deadline: Instant) -> Result<
     // A live peer is fenced before its position is read: whatever it acknowledged is
     // then in that position, and nothing after it (the switchover order of MaxScale
     // and Orchestrator).
-    match fence_peer(ctx, &mut peer) {
+    let own_id = conn
+        .query("SELECT @@server_id AS id")
+        .ok()
+        .and_then(|r| r.get(0, "id").map(String::from))
+        .unwrap_or_default();
+    match fence_peer(ctx, &own_id, &mut peer) {
         Ok(killed) => ctx.log.log(
             Severity::Notice,
             &format!(
@@ -1236,11 +1279,6 @@ fn wait_for_peer(ctx: &Ctx, conn: &mut Connection, deadline: Instant) -> Result<
         }
     };
     let started = Instant::now();
-    let own_id = conn
-        .query("SELECT @@server_id AS id")
-        .ok()
-        .and_then(|r| r.get(0, "id").map(String::from))
-        .unwrap_or_default();
     let pos = if d.flavor == Flavor::MariaDB {
         without_server(&pos, &own_id)
     } else {
@@ -1348,8 +1386,17 @@ fn brake(ctx: &Ctx) -> Option<String> {
 /// Sets the peer read-only (`super_read_only` on MySQL) and kills its client sessions;
 /// an open transaction that holds the lock is killed first, and the statement tried
 /// again for up to 3 s. Returns how many sessions were killed.
-fn fence_peer(ctx: &Ctx, peer: &mut Connection) -> Result<usize, String> {
+fn fence_peer(ctx: &Ctx, own_id: &str, peer: &mut Connection) -> Result<usize, String> {
     let d = peer.dialect.clone();
+    let id = peer
+        .query("SELECT @@server_id AS id")
+        .map_err(|e| format!("cannot read its server id: {e}"))?;
+    if id.get(0, "id") == Some(own_id) {
+        return Err(format!(
+            "peer-host reaches this server itself (server_id {own_id}): point it at the \
+             peer's own address, never the VIP"
+        ));
+    }
     let until = Instant::now() + Duration::from_secs(3);
     peer.set_read_timeout(Duration::from_secs(4));
     let mut r = run_all(
@@ -1378,7 +1425,7 @@ fn fence_peer(ctx: &Ctx, peer: &mut Connection) -> Result<usize, String> {
 /// Whether this node's replication channel still receives from the peer: its IO
 /// thread connected, and heartbeats or events arriving within about a heartbeat
 /// period (sampled twice, at most 3 s apart). `Some(what was seen)` when it does.
-fn still_receiving(conn: &mut Connection) -> Option<String> {
+fn still_receiving(ctx: &Ctx, conn: &mut Connection) -> Option<String> {
     let sql = match conn.dialect.flavor {
         Flavor::MariaDB => "SHOW ALL SLAVES STATUS",
         Flavor::MySQL => {
@@ -1392,14 +1439,29 @@ fn still_receiving(conn: &mut Connection) -> Option<String> {
         }
     };
     let mut sample = || -> Option<(String, String, f64)> {
-        let r = conn.query(sql).ok()?;
-        if r.get(0, "Slave_IO_Running") != Some("Yes") {
+        let r = match conn.query(sql) {
+            Ok(r) => r,
+            Err(e) => {
+                // The peer could not be reached: that stays the evidence. Said, since
+                // the replica's view is then missing (MySQL: SELECT on
+                // performance_schema, see accounts.sql).
+                ctx.log.log(
+                    Severity::Err,
+                    &format!("MASTER: cannot ask replication whether the peer still sends: {e}"),
+                );
+                return None;
+            }
+        };
+        // The default channel (MariaDB lists every named one too).
+        let i =
+            (0..r.rows.len()).find(|&i| r.get(i, "Connection_name").unwrap_or("").is_empty())?;
+        if r.get(i, "Slave_IO_Running") != Some("Yes") {
             return None;
         }
         Some((
-            r.get(0, "Slave_received_heartbeats")?.to_string(),
-            r.get(0, "Read_Master_Log_Pos").unwrap_or("").to_string(),
-            r.get(0, "Slave_heartbeat_period")
+            r.get(i, "Slave_received_heartbeats")?.to_string(),
+            r.get(i, "Read_Master_Log_Pos").unwrap_or("").to_string(),
+            r.get(i, "Slave_heartbeat_period")
                 .and_then(|p| p.parse().ok())
                 .unwrap_or(1.0),
         ))

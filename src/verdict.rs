@@ -125,7 +125,7 @@ impl Class {
             Class::Diverged => {
                 "diverged from the active node (transactions it never applied, or lacks)"
             }
-            Class::Isolated => "isolated: reaches neither the peer nor any witness",
+            Class::Isolated => "isolated: reaches no witness",
         }
     }
 
