@@ -227,23 +227,29 @@ fn redemote_writable_standby(
     if prev_since.is_none() || recent {
         return (Some(since), last);
     }
-    let mut args = file_args.to_vec();
-    args.extend(["--from-check".to_string(), "backup".to_string()]);
-    match command::spawn_sibling(crate::notify::PROGRAM, &args) {
-        Ok(argv) => log.log(
-            Severity::Err,
-            &format!(
-                "read_only=OFF on a node without the VIP since {}: demoting it again ({})",
-                rfc3339(since),
-                command::display(&argv)
-            ),
+    ask_notify(
+        log,
+        file_args,
+        "backup",
+        &format!(
+            "read_only=OFF on a node without the VIP since {}",
+            rfc3339(since)
         ),
-        Err(e) => log.log(
-            Severity::Err,
-            &format!("read_only=OFF on a node without the VIP, and the demotion cannot start: {e}"),
-        ),
-    }
+        "demoting it again",
+    );
     (Some(since), Some(now))
+}
+
+/// Starts `keepalived-mysql-notify --from-check EVENT` detached, and logs `what` was
+/// seen and `action` (or that it could not start).
+fn ask_notify(log: &Logger, file_args: &[String], event: &str, what: &str, action: &str) {
+    let mut args = file_args.to_vec();
+    args.extend(["--from-check".to_string(), event.to_string()]);
+    let msg = match command::spawn_sibling(crate::notify::PROGRAM, &args) {
+        Ok(argv) => format!("{what}: {action} ({})", command::display(&argv)),
+        Err(e) => format!("{what}, and the notify hook cannot start: {e}"),
+    };
+    log.log(Severity::Err, &msg);
 }
 
 /// The VIP holder found read-only although its last promotion opened writes: its
@@ -274,23 +280,17 @@ fn reassert_fenced_master(
     if now - since < 2.0 || recent {
         return (Some(since), last);
     }
-    let mut args = file_args.to_vec();
-    args.extend(["--from-check".to_string(), "master".to_string()]);
-    match command::spawn_sibling(crate::notify::PROGRAM, &args) {
-        Ok(argv) => log.log(
-            Severity::Err,
-            &format!(
-                "read_only=ON on the VIP holder since {} although writes were opened here \
-                 (fenced by the peer?): asking the notify hook to promote again ({})",
-                rfc3339(since),
-                command::display(&argv)
-            ),
+    ask_notify(
+        log,
+        file_args,
+        "master",
+        &format!(
+            "read_only=ON on the VIP holder since {} although writes were opened here \
+             (fenced by the peer?)",
+            rfc3339(since)
         ),
-        Err(e) => log.log(
-            Severity::Err,
-            &format!("read_only=ON on the VIP holder, and the re-assertion cannot start: {e}"),
-        ),
-    }
+        "asking the notify hook to promote again",
+    );
     (Some(since), Some(now))
 }
 
