@@ -648,10 +648,7 @@ fn resume_peer_channel(ctx: &Ctx, conn: &mut Connection) {
         Some(login) => login
             .connect(ctx.s.connect_timeout.min(Duration::from_secs(2)))
             .and_then(|mut peer| {
-                let ro = peer
-                    .query("SELECT @@global.read_only AS ro")
-                    .map_err(|e| crate::connection::classify(&e))?;
-                if ro.get(0, "ro") != Some("1") {
+                if !read_only_on(&mut peer)? {
                     return Err(ConnError::new(
                         Class::Config,
                         "the peer is writable (it has taken over): what it had before \
@@ -963,11 +960,8 @@ fn promote(ctx: &Ctx) -> Outcome {
     // A writable master re-asserting keeps its writes open while it fences the peer:
     // a read-only window here is what a peer's own re-assertion would take for "nobody
     // writes" (see reassert_refusal), and both could then open.
-    let writable_master = was_master
-        && rec.read_only == Some(false)
-        && conn
-            .query("SELECT @@global.read_only AS ro")
-            .is_ok_and(|r| r.get(0, "ro") == Some("0"));
+    let writable_master =
+        was_master && rec.read_only == Some(false) && matches!(read_only_on(&mut conn), Ok(false));
     // Writes stay off until caught up, whatever the node was before.
     if writable_master {
         ctx.log.log(
@@ -1337,17 +1331,25 @@ fn reassert_refusal(s: &NotifySettings) -> Option<String> {
     };
     let ro = login
         .connect(s.connect_timeout.min(Duration::from_secs(2)))
-        .and_then(|mut p| {
-            p.query("SELECT @@global.read_only AS ro")
-                .map_err(|e| classify(&e))
-        });
+        .and_then(|mut p| read_only_on(&mut p));
     match ro {
-        Ok(r) if r.get(0, "ro") == Some("1") => None,
-        Ok(_) => Some("the peer is writable: it fenced this node and is the master now".into()),
+        Ok(true) => None,
+        Ok(false) => Some("the peer is writable: it fenced this node and is the master now".into()),
         Err(e) => Some(format!(
             "the peer cannot be checked ({}): who made this node read-only is unknown",
             e.msg
         )),
+    }
+}
+
+/// Whether the server is read-only (on MySQL `super_read_only` implies it).
+fn read_only_on(conn: &mut Connection) -> Result<bool, ConnError> {
+    let r = conn
+        .query("SELECT @@global.read_only AS ro")
+        .map_err(|e| classify(&e))?;
+    match r.get(0, "ro") {
+        Some(v) => Ok(v == "1"),
+        None => Err(ConnError::new(Class::Protocol, "no read_only in the reply")),
     }
 }
 

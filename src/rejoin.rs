@@ -437,29 +437,27 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
                 lost_since = None;
                 // The marker first: a peer must not stay ineligible once it is clean,
                 // whichever promotion marked it. A failure is tried again next round.
-                let cleared = marked(&mut local, c.peer_id).and_then(|m| {
-                    if m {
-                        mark(&mut local, c.peer_id, None)
-                    } else {
-                        Ok(())
-                    }
-                });
-                if let Err(e) = cleared {
+                // The marker first, then fetching: either failure is tried again.
+                let d = local.dialect.clone();
+                let resumed = marked(&mut local, c.peer_id)
+                    .and_then(|m| {
+                        if m {
+                            mark(&mut local, c.peer_id, None)
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .and_then(|()| {
+                        local
+                            .query(d.io_thread_sql(true))
+                            .map(|_| ())
+                            .map_err(|e| format!("cannot resume fetching from it: {e}"))
+                    });
+                if let Err(e) = resumed {
                     say(
                         &mut said,
                         Severity::Err,
                         format!("peer watch: the peer is clean, but {e}: tried again"),
-                        Some("peer-channel"),
-                    );
-                    sleep(Duration::from_secs(1));
-                    continue;
-                }
-                let d = local.dialect.clone();
-                if let Err(e) = local.query(d.io_thread_sql(true)) {
-                    say(
-                        &mut said,
-                        Severity::Err,
-                        format!("peer watch: cannot resume fetching from the clean peer: {e}"),
                         Some("peer-channel"),
                     );
                     sleep(Duration::from_secs(1));
