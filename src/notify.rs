@@ -986,8 +986,8 @@ fn promote(ctx: &Ctx) -> Outcome {
     let deadline = ctx.start + s.catchup_timeout;
     // A peer that refused us fails the wait, but the local relay log is still applied
     // first: `on-catchup-timeout = open` must not open on an unapplied backlog.
-    let mut alive_unfenced = false;
-    let caught = match wait_for_peer(ctx, &mut conn, deadline, &mut alive_unfenced) {
+    let mut seen = PeerSeen::default();
+    let mut caught = match wait_for_peer(ctx, &mut conn, deadline, &mut seen) {
         Ok(()) => wait_applied(ctx, &mut conn, deadline),
         Err(e) => wait_applied(ctx, &mut conn, deadline).and(Err(e)),
     };
@@ -1008,10 +1008,18 @@ fn promote(ctx: &Ctx) -> Outcome {
                 )
             }
         };
+        if seen.fenced {
+            if let Err(e) = refence(ctx, &mut conn) {
+                let e = format!("the peer could not be fenced again on a new session: {e}");
+                ctx.alert("peer-unfenced", &format!("MASTER: {e}"));
+                seen.alive_unfenced = true;
+                caught = Err(e);
+            }
+        }
     }
     // on-catchup-timeout = open is about a slow catch-up, never about a peer that is
     // alive (its replication still sends) and could not be fenced: two writers.
-    let open = caught.is_ok() || (s.open_on_catchup_timeout && !alive_unfenced);
+    let open = caught.is_ok() || (s.open_on_catchup_timeout && !seen.alive_unfenced);
     if writable_master && !open {
         // The re-assertion failed (the peer could not be fenced or waited for): this
         // node must not stay writable beside it.
@@ -1195,11 +1203,50 @@ fn open_writes(ctx: &Ctx, conn: &mut Connection, open: bool, waited: f64) -> Ope
 /// answers but refuses us (access denied, a bad reply, a failing query) is alive and
 /// may hold writes we have not seen: then the wait fails, and the promotion follows
 /// `on-catchup-timeout` (read-only by default). Every decision is logged.
+/// What a promotion learnt of its peer while waiting for it.
+#[derive(Default)]
+struct PeerSeen {
+    /// It answered and was fenced.
+    fenced: bool,
+    /// It could not be reached, yet our replication still receives from it.
+    alive_unfenced: bool,
+}
+
+/// Fences the peer again, for a promotion whose own session broke after the first
+/// fence. Two promotions that fence each other stay exclusive only because each opens
+/// writes on a session it held when it fenced: the other's fence kills that session
+/// (the notify account's too), and its open then fails. A fresh session escapes the
+/// other's fence, so it must be followed by a fence of our own before writes open.
+fn refence(ctx: &Ctx, conn: &mut Connection) -> Result<(), String> {
+    let Some(login) = ctx.s.peer_login() else {
+        return Ok(());
+    };
+    let own_id = conn
+        .query("SELECT @@server_id AS id")
+        .map_err(|e| format!("cannot read this server's id: {e}"))?
+        .get(0, "id")
+        .map(String::from)
+        .unwrap_or_default();
+    let mut peer = login
+        .connect(ctx.s.connect_timeout.min(Duration::from_secs(2)))
+        .map_err(|e| format!("cannot reach the peer again: {}", e.msg))?;
+    let killed = fence_peer(ctx, &own_id, &mut peer)?;
+    ctx.log.log(
+        Severity::Notice,
+        &format!(
+            "MASTER: this node's session broke after the fence (killed by the peer's own \
+             promotion, or timed out): peer fenced again ({killed} client sessions killed) \
+             on a new session before opening"
+        ),
+    );
+    Ok(())
+}
+
 fn wait_for_peer(
     ctx: &Ctx,
     conn: &mut Connection,
     deadline: Instant,
-    alive_unfenced: &mut bool,
+    seen: &mut PeerSeen,
 ) -> Result<(), String> {
     let d = &conn.dialect.clone();
     let Some(login) = ctx.s.peer_login() else {
@@ -1231,7 +1278,7 @@ fn wait_for_peer(
         Err(e) if gone(&e) => {
             return match still_receiving(ctx, conn) {
                 Some(how) => {
-                    *alive_unfenced = true;
+                    seen.alive_unfenced = true;
                     Err(format!(
                         "peer {peer_name} cannot be reached ({}), yet this node's replication \
                      still receives from it ({how}): it is alive and cannot be fenced",
@@ -1252,13 +1299,16 @@ fn wait_for_peer(
         .and_then(|r| r.get(0, "id").map(String::from))
         .unwrap_or_default();
     match fence_peer(ctx, &own_id, &mut peer) {
-        Ok(killed) => ctx.log.log(
-            Severity::Notice,
-            &format!(
-                "MASTER: peer {peer_name} answers: fenced (read-only, {killed} client \
-                 sessions killed) before reading its position"
-            ),
-        ),
+        Ok(killed) => {
+            seen.fenced = true;
+            ctx.log.log(
+                Severity::Notice,
+                &format!(
+                    "MASTER: peer {peer_name} answers: fenced (read-only, {killed} client \
+                     sessions killed) before reading its position"
+                ),
+            )
+        }
         Err(e) => {
             let e = format!("peer {peer_name} answers but cannot be fenced: {e}");
             ctx.alert("peer-unfenced", &format!("MASTER: {e}"));

@@ -473,6 +473,14 @@ table inet kmcut {
 EOF
     done
 }
+# VRRP adverts lost one way: NODE hears nothing, its peer still hears NODE.
+deaf_to_vrrp() { # node
+    ip netns exec "$1" nft -f - <<EOF
+table inet kmcut {
+    chain i { type filter hook input priority 0; ip protocol vrrp drop; }
+}
+EOF
+}
 # Everything between the two nodes dropped; both still reach the client (the witness).
 split() {
     local n p
@@ -626,6 +634,30 @@ scenario_vrrp_partition() {
     expect "vrrp split: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
 }
 
+# One-way loss: the standby hears no adverts and becomes MASTER; the old master hears
+# its lower-priority adverts and re-asserts (notify_master_rx_lower_pri), every advert.
+# The two promotions fence each other; at most one may stay writable.
+scenario_vrrp_one_way() {
+    echo "# partition: VRRP adverts lost one way (the standby hears none), MySQL flowing"
+    start || return
+    local a b; a=$(holder); b=$(other "$a")
+    fault_now
+    deaf_to_vrrp "$b"
+    expect "one-way: $b takes the VIP too" wait_for 15 sh -c "ip -n $b -br addr show dev eth0 | grep -q $VIP/"
+    sleep 8
+    local late
+    late=$(awk -v f="$(cat "$LAB/fault.t")" '$1 > f + 2 && $2 == "OFF" && $3 == "OFF"' "$LAB/ro.samples" | grep -c . || true)
+    echo "   samples with two writable nodes more than 2 s after the cut: $late; both writable in all: $(both_writable_s) s"
+    expect "one-way: at most one writable node at every sample after 2 s" [ "$late" = 0 ]
+    expect "one-way: exactly one writable node during the loss" [ "$(writable_count)" = 1 ]
+    heal
+    expect "one-way healed: one VIP holder" wait_for 15 one_vip
+    local h; h=$(holder)
+    expect "one-way healed: writes flow through the holder ($h)" wait_for 20 writes_via "$h"
+    finish "partition: VRRP adverts lost one way, then healed"
+    expect "one-way: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
+}
+
 # No tool can fence here without a third vote: both nodes reach the client and the
 # witness, neither reaches the other. Measured and reported, not hidden.
 scenario_full_split() {
@@ -709,7 +741,7 @@ export LAB_SKIP_DEPS=1
 # SCENARIOS="drain sigstop" tests/failover.sh runs a subset.
 ALL=(crash_hold_on crash_hold_off crash_no_restart sigstop sigstop_hold_on broken_standby drain
     switchover orphans ghosts_truncated ghosts_kept ghosts_unacked isolated_active isolated_standby
-    vrrp_partition full_split demotion_kills_sessions hard_crash_async hard_crash_semi crash_tcp switchover_tcp)
+    vrrp_partition vrrp_one_way full_split demotion_kills_sessions hard_crash_async hard_crash_semi crash_tcp switchover_tcp)
 if [ -n "${SCENARIOS:-}" ]; then read -r -a ALL <<< "$SCENARIOS"; fi
 for s in "${ALL[@]}"; do
     "scenario_$s"

@@ -737,6 +737,57 @@ fn promotion_fences_a_live_writable_peer_first() {
     );
 }
 
+/// Two promotions that fence each other (a one-way VRRP loss) stay exclusive because
+/// each opens writes on the session it held when it fenced, which the other's fence
+/// kills. Here the other's promotion is played by hand while this one waits: it makes
+/// the peer writable and kills our session. With `on-catchup-timeout = open` the hook
+/// reconnects; it must fence the peer again on the new session before opening, or both
+/// nodes end writable.
+#[test]
+fn a_promotion_whose_session_was_killed_fences_again_before_opening() {
+    let (a, b) = pair();
+    with_app_table(&a, &b);
+    b.exec("SET GLOBAL read_only = ON; STOP SLAVE SQL_THREAD");
+    backlog(&a, 20);
+    let nb = node(
+        &b,
+        true,
+        &format!(
+            "catchup-timeout = 3s\non-catchup-timeout = open\npeer-host = 127.0.0.1\npeer-port = {}",
+            a.port
+        ),
+    );
+    let mut hook = nb.notify_spawn(&["master"]);
+    let until = Instant::now() + Duration::from_secs(5);
+    while !nb.log().contains("fenced (read-only") {
+        assert!(Instant::now() < until, "never fenced: {}", nb.log());
+        sleep(Duration::from_millis(20));
+    }
+    assert!(read_only(&a));
+    // The peer's own promotion: it opens writes there and fences us, killing our
+    // sessions (the notify account's included).
+    a.exec("SET GLOBAL read_only = OFF");
+    let ids: Vec<u64> = b
+        .root()
+        .query(format!(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{NOTIFY_USER}'"
+        ))
+        .unwrap();
+    assert!(!ids.is_empty(), "no session of the hook to kill");
+    for id in ids {
+        let _ = b.root().query_drop(format!("KILL CONNECTION {id}"));
+    }
+    let st = hook.wait().unwrap();
+    assert!(
+        read_only(&a) || read_only(&b),
+        "both nodes writable: {}",
+        nb.log()
+    );
+    assert!(nb.log().contains("peer fenced again"), "{}", nb.log());
+    assert_eq!(st.code(), Some(0), "{}", nb.log());
+    assert!(read_only(&a) && !read_only(&b));
+}
+
 /// A peer that answers but may not be fenced (our account lacks the privilege there):
 /// writes stay closed here, and the alert says why.
 #[test]
