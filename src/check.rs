@@ -10,7 +10,7 @@ use crate::connection::ConnError;
 use crate::dialect::{Dialect, ThreadState};
 use crate::lock::{self, LockError};
 use crate::log::{self, Logger, Severity};
-use crate::probe::{self, Observation, Plan, Stage, StageCell};
+use crate::probe::{self, Observation, Plan, SemiSync, Stage, StageCell};
 use crate::reach::{self, Reach};
 use crate::role::{self, Role, RoleSource};
 use crate::state::check::CheckState;
@@ -25,6 +25,10 @@ pub const LOCK_FILE: &str = "check.lock";
 pub const OBSERVER_LOCK_FILE: &str = "check-observer.lock";
 /// A standby seen writable on two runs in a row is demoted again at most this often.
 const REDEMOTE_EVERY_SECS: f64 = 10.0;
+/// The warning, word for word: `record` finds it in the previous verdict.
+pub const SEMI_SYNC_FALLBACK: &str = "semi-sync is enabled but has fallen back to \
+     asynchronous replication (Rpl_semi_sync_master_status OFF): commits no longer wait \
+     for the peer, so a failover now can lose acknowledged writes";
 /// MariaDB/MySQL "server is running with --read-only".
 const ER_OPTION_PREVENTS_STATEMENT: &str = "error 1290:";
 
@@ -45,6 +49,38 @@ pub enum Caller {
 /// A busy lock is waited for within the run's own deadline, never longer: the probe
 /// then gets what is left. `file_args` are passed on to a demotion the check starts.
 pub fn run(s: &CheckSettings, log: &Logger, caller: Caller, file_args: &[String]) -> Verdict {
+    let v = decide(s, log, caller, file_args);
+    if caller == Caller::Keepalived {
+        publish_metrics(s, log, &v);
+    }
+    v
+}
+
+/// Writes `metrics-file` for this run. A failure is logged once a minute at most (a
+/// textfile directory the script user may not write is a setup error that would
+/// otherwise fill the log), and never changes the verdict.
+fn publish_metrics(s: &CheckSettings, log: &Logger, v: &Verdict) {
+    let Some(path) = &s.metrics_file else {
+        return;
+    };
+    let restart = state::restart::file(s).load();
+    let notify = state::notify::file(s).load();
+    let text = crate::metrics::render(v, restart.as_ref(), notify.as_ref(), now_unix());
+    if let Err(e) = crate::metrics::write(path, &text) {
+        let mark = s.state_path("metrics-error");
+        let last = std::fs::metadata(&mark)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        if log::due_again(last, now_unix()) {
+            log.log(Severity::Err, &format!("metrics-file: {e}"));
+            let _ = crate::state::write_atomic(&mark, b"", 0o644);
+        }
+    }
+}
+
+fn decide(s: &CheckSettings, log: &Logger, caller: Caller, file_args: &[String]) -> Verdict {
     let start = Instant::now();
     let deadline = probe_deadline(s, start);
     let unknown_role = (Role::Standby, RoleSource::Default);
@@ -180,6 +216,7 @@ pub fn run(s: &CheckSettings, log: &Logger, caller: Caller, file_args: &[String]
         reached_at,
         fenced_since,
         reasserted_at,
+        semi_sync_fallback_since: None,
     };
     if let Err(e) = record(s, log, prev.clone(), next) {
         let mut msg = format!("cannot record the check state: {e}");
@@ -453,6 +490,10 @@ pub fn judge(s: &CheckSettings, role: (Role, RoleSource), obs: Observation) -> V
                 .push("read_only=ON on the node holding the VIP".into()),
             _ => {}
         }
+        v.semi_sync = obs.semi_sync;
+        if obs.semi_sync.is_some_and(SemiSync::fallen_back) {
+            v.warnings.push(SEMI_SYNC_FALLBACK.into());
+        }
         v.reason = if obs.write.is_some() {
             "active: server answers and commits".into()
         } else {
@@ -495,6 +536,7 @@ pub fn judge(s: &CheckSettings, role: (Role, RoleSource), obs: Observation) -> V
         _ => r.seconds_behind.map(|x| x as f64),
     };
     v.lag_seconds = lag;
+    v.heartbeat_age_seconds = obs.heartbeat_age;
     v.notes.extend(obs.heartbeat_note.clone());
     if r.io_running != crate::dialect::ThreadState::Yes {
         v.notes
@@ -647,6 +689,13 @@ fn record(
         log.log(sev, &msg);
         logged = now;
     }
+    next.semi_sync_fallback_since = warning_transitions(
+        s,
+        log,
+        prev.as_ref().and_then(|p| p.semi_sync_fallback_since),
+        v,
+        now,
+    );
     next.since = since;
     next.since_rfc3339 = rfc3339(since);
     next.last_logged = logged;
@@ -655,6 +704,50 @@ fn record(
         next.dialect = prev.and_then(|p| p.dialect);
     }
     state::check::file(s).save(&next)
+}
+
+/// The semi-sync warning is logged and alerted once when it appears, and once when it
+/// clears; returns since when it holds. Only a run that saw the server clears it: a
+/// failed run knows nothing of it, and a standby has nothing to fall back from.
+fn warning_transitions(
+    s: &CheckSettings,
+    log: &Logger,
+    since: Option<f64>,
+    v: &Verdict,
+    now: f64,
+) -> Option<f64> {
+    let is = v.warnings.iter().any(|w| w == SEMI_SYNC_FALLBACK);
+    let saw = v.server_id.is_some();
+    let (sev, event, msg) = match (since, is) {
+        (Some(t), true) => return Some(t),
+        (None, false) => return None,
+        (Some(t), false) if !saw => return Some(t),
+        (None, true) => (
+            Severity::Warning,
+            "semi-sync-fallback",
+            format!("WARNING: {SEMI_SYNC_FALLBACK}"),
+        ),
+        (Some(_), false) if v.role == Role::Standby => (
+            Severity::Notice,
+            "semi-sync-recovered",
+            "semi-sync warning cleared: this node is a standby now".to_string(),
+        ),
+        (Some(_), false) => (
+            Severity::Notice,
+            "semi-sync-recovered",
+            "semi-sync recovered: commits wait for the peer's acknowledgement again".to_string(),
+        ),
+    };
+    log.log(sev, &msg);
+    crate::alert::raise(
+        &s.common,
+        log,
+        PROGRAM,
+        event,
+        &msg,
+        serde_json::json!({ "semi_sync": v.semi_sync }),
+    );
+    is.then_some(now)
 }
 
 fn role_word(v: &Verdict) -> &'static str {
@@ -666,7 +759,7 @@ fn role_word(v: &Verdict) -> &'static str {
 
 /// The Nagios plugin line: status, text, perfdata.
 pub fn nagios_line(s: &CheckSettings, v: &Verdict) -> String {
-    let status = ["OK", "WARNING", "CRITICAL", "UNKNOWN"][v.class.nagios() as usize];
+    let status = ["OK", "WARNING", "CRITICAL", "UNKNOWN"][v.nagios() as usize];
     let mut perf = format!("time={:.3}s;;;0", v.elapsed_ms / 1000.0);
     if let Some(l) = v.lag_seconds {
         perf.push_str(&format!(" lag={l:.3}s;{};;0", s.max_lag.as_secs_f64()));
@@ -679,9 +772,12 @@ pub fn text_line(v: &Verdict) -> String {
 }
 
 fn text_reason(v: &Verdict) -> String {
-    if v.notes.is_empty() {
-        v.reason.clone()
-    } else {
-        format!("{} ({})", v.reason, v.notes.join("; "))
+    let mut out = v.reason.clone();
+    if !v.notes.is_empty() {
+        out = format!("{out} ({})", v.notes.join("; "));
     }
+    for w in &v.warnings {
+        out = format!("{out}; WARNING: {w}");
+    }
+    out
 }

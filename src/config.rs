@@ -51,6 +51,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "log-keep",
     "syslog-facility",
     "maintenance-file",
+    "metrics-file",
     "on-too-many-connections",
     "restart-command",
     "stop-command",
@@ -187,6 +188,8 @@ pub struct CheckSettings {
     pub witnesses: Vec<SocketAddr>,
     /// How long reaching neither the peer nor a witness makes this node isolated.
     pub isolation_timeout: Duration,
+    /// Where keepalived's runs write Prometheus metrics (`metrics-file`); unset: none.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// The restart hook's settings.
@@ -279,6 +282,7 @@ program_settings!(CheckSettings, "keepalived-mysql-check", |v| CheckSettings {
     ready_timeout: v.ready_timeout,
     witnesses: v.witnesses,
     isolation_timeout: v.isolation_timeout,
+    metrics_file: v.metrics_file,
 });
 
 program_settings!(RestartSettings, "keepalived-mysql-restart", |v| {
@@ -336,6 +340,7 @@ pub struct Values {
     restart_on_fault: bool,
     witnesses: Vec<SocketAddr>,
     isolation_timeout: Duration,
+    metrics_file: Option<PathBuf>,
     max_promotions: u32,
     promotion_window: Duration,
 }
@@ -390,6 +395,7 @@ impl Default for Values {
             restart_on_fault: false,
             witnesses: Vec::new(),
             isolation_timeout: Duration::from_secs(2),
+            metrics_file: None,
             max_promotions: 3,
             promotion_window: Duration::from_secs(3600),
         }
@@ -596,6 +602,7 @@ impl Values {
             "log-keep" => self.common.log_keep = parse_count(key, v, 100).map_err(bad)?,
             "syslog-facility" => self.common.syslog_facility = parse_facility(v).map_err(bad)?,
             "maintenance-file" => self.maintenance_file = path(v)?,
+            "metrics-file" => self.metrics_file = if v.is_empty() { None } else { Some(path(v)?) },
             "on-too-many-connections" => {
                 self.on_too_many_connections = choice(
                     key,
@@ -972,6 +979,7 @@ mod tests {
             | "runtime-dir"
             | "log-file"
             | "maintenance-file"
+            | "metrics-file"
             | "ssl-ca"
             | "ssl-capath"
             | "ssl-cert"

@@ -55,6 +55,30 @@ impl Dialect {
         self.flavor == Flavor::MySQL && self.version >= (8, 0, 22)
     }
 
+    /// Semi-synchronous replication on the source side: configured (`semi_on`) and
+    /// actually waiting for acknowledgements (`semi_status`), as columns to add to the
+    /// check's first SELECT. Subqueries on the status tables, never `@@` names: MySQL
+    /// has no such variable without its plugin, and an unknown variable would fail the
+    /// whole request. NULL when semi-sync does not exist there.
+    pub fn semi_sync_columns(&self) -> &'static str {
+        match self.flavor {
+            Flavor::MariaDB => {
+                ", (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES \
+                 WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_ENABLED') AS semi_on, \
+                 (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                 WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_STATUS') AS semi_status"
+            }
+            Flavor::MySQL => {
+                ", (SELECT MAX(VARIABLE_VALUE) FROM performance_schema.global_variables \
+                 WHERE VARIABLE_NAME IN ('rpl_semi_sync_source_enabled', \
+                 'rpl_semi_sync_master_enabled')) AS semi_on, \
+                 (SELECT MAX(VARIABLE_VALUE) FROM performance_schema.global_status \
+                 WHERE VARIABLE_NAME IN ('Rpl_semi_sync_source_status', \
+                 'Rpl_semi_sync_master_status')) AS semi_status"
+            }
+        }
+    }
+
     pub fn replica_status_sql(&self) -> &'static str {
         if self.replica_names() {
             "SHOW REPLICA STATUS"

@@ -12,6 +12,7 @@ pub mod files;
 pub mod gtid;
 pub mod lock;
 pub mod log;
+pub mod metrics;
 pub mod notify;
 pub mod ops;
 pub mod optfile;

@@ -430,6 +430,9 @@ pub fn run(
             stale = Some("check's demotion ignored: the notify record says MASTER".into());
         }
         rec.seq += 1;
+        *rec.transitions
+            .entry(event.state.name().to_string())
+            .or_default() += 1;
         if stale.is_none() {
             rec.act_seq = rec.seq;
             if event.state == VrrpState::Stop {

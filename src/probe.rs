@@ -53,6 +53,27 @@ pub struct Observation {
     pub write: Option<Result<(), String>>,
     /// Standby only: the GTIDs the active node marked this server for (see `rejoin`).
     pub diverged: Option<String>,
+    /// Active node only: semi-synchronous replication as the source sees it.
+    pub semi_sync: Option<SemiSync>,
+}
+
+/// Semi-sync on the source side: `enabled` is the setting, `active` whether commits
+/// really wait for a replica's acknowledgement (off after `rpl_semi_sync_master_timeout`
+/// expired: the server fell back to asynchronous replication, silently).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SemiSync {
+    pub enabled: bool,
+    pub active: bool,
+}
+
+impl SemiSync {
+    pub fn fallen_back(self) -> bool {
+        self.enabled && !self.active
+    }
+}
+
+fn on(v: Option<&str>) -> Option<bool> {
+    v.map(|v| v.eq_ignore_ascii_case("ON") || v == "1")
 }
 
 const ER_NO_SUCH_TABLE: u16 = 1146;
@@ -82,7 +103,12 @@ pub fn observe(
     // No write allowed on the active node: no heartbeat statement at all this run.
     let heartbeat = plan.heartbeat.filter(|_| !plan.active || plan.may_write);
     let mut sql = format!(
-        "SELECT @@server_id AS id, @@read_only AS ro; {}",
+        "SELECT @@server_id AS id, @@read_only AS ro{}; {}",
+        if plan.active {
+            dialect.semi_sync_columns()
+        } else {
+            ""
+        },
         dialect.replica_status_sql()
     );
     if let Some(t) = heartbeat {
@@ -119,6 +145,14 @@ pub fn observe(
     let mut obs = Observation {
         server_id: vars.get(0, "id").and_then(|v| v.parse().ok()).unwrap_or(0),
         read_only: vars.get(0, "ro") == Some("1"),
+        semi_sync: match (on(vars.get(0, "semi_on")), on(vars.get(0, "semi_status"))) {
+            (Some(enabled), Some(active)) => Some(SemiSync { enabled, active }),
+            (Some(enabled), None) => Some(SemiSync {
+                enabled,
+                active: false,
+            }),
+            _ => None,
+        },
         replica: dialect.status_from(&status),
         dialect: Some(dialect.clone()),
         ..Observation::default()

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::dialect::ReplicaStatus;
+use crate::probe::SemiSync;
 use crate::role::{Role, RoleSource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -163,6 +164,9 @@ pub struct Verdict {
     pub read_only: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lag_seconds: Option<f64>,
+    /// Standby with a heartbeat table: age of the peer's newest heartbeat row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_age_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicaStatus>,
     /// Things worth knowing that do not change the verdict.
@@ -172,10 +176,25 @@ pub struct Verdict {
     /// replication channel stays stopped; see `rejoin`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_diverged: Option<String>,
+    /// Active node: semi-synchronous replication as the source sees it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semi_sync: Option<SemiSync>,
+    /// Worth someone's attention, never a reason to move the VIP: keepalived still gets
+    /// 0 for these; Nagios gets WARNING.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub elapsed_ms: f64,
 }
 
 impl Verdict {
+    /// Nagios/Icinga status: the class's, raised to WARNING by a warning.
+    pub fn nagios(&self) -> u8 {
+        match self.class.nagios() {
+            0 if !self.warnings.is_empty() => 1,
+            n => n,
+        }
+    }
+
     pub fn new(class: Class, reason: impl Into<String>, role: (Role, RoleSource)) -> Verdict {
         Verdict {
             class,
@@ -186,9 +205,12 @@ impl Verdict {
             server_id: None,
             read_only: None,
             lag_seconds: None,
+            heartbeat_age_seconds: None,
             replication: None,
             notes: Vec::new(),
             peer_diverged: None,
+            semi_sync: None,
+            warnings: Vec::new(),
             elapsed_ms: 0.0,
         }
     }

@@ -382,3 +382,96 @@ fn isolated_node_is_not_eligible_however_healthy() {
     // No witness: never isolated.
     assert_eq!(NodeConfig::new(&a, true, "").check(&[]).code, OK);
 }
+
+/// Semi-sync that silently fell back to asynchronous replication is a warning: the
+/// check still says healthy (exit 0: not a reason to move the VIP), JSON and Nagios say
+/// it, and keepalived's runs log and alert it once when it appears and once when it
+/// clears.
+#[test]
+fn semi_sync_fallback_is_a_warning_logged_once() {
+    let (a, b) = pair();
+    let dir = tempfile::tempdir().unwrap();
+    let alerts = dir.path().join("alerts.log");
+    let script = counting_script(dir.path(), "alert.sh", &alerts);
+    let node = NodeConfig::new(&a, true, &format!("alert-command = {}", script.display()));
+    a.exec("SET GLOBAL rpl_semi_sync_master_timeout = 200; SET GLOBAL rpl_semi_sync_master_enabled = ON");
+    b.exec(
+        "SET GLOBAL rpl_semi_sync_slave_enabled = ON; STOP SLAVE IO_THREAD; START SLAVE IO_THREAD",
+    );
+    let semi_status = || {
+        a.value("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_STATUS'")
+    };
+    let wait_status = |want: &str| {
+        let t = std::time::Instant::now();
+        while semi_status().as_deref() != Some(want) {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "semi-sync status never {want}"
+            );
+            a.exec("INSERT INTO semi.t VALUES (1)");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    a.exec("CREATE DATABASE semi; CREATE TABLE semi.t (i INT)");
+    assert_eq!(node.check(&[]).code, OK, "{}", node.log());
+    wait_status("ON");
+    let r = node.check(&["--format", "json"]);
+    assert_eq!(r.code, OK, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["semi_sync"]["enabled"], true, "{v}");
+    assert_eq!(v["semi_sync"]["active"], true, "{v}");
+    assert!(v.get("warnings").is_none(), "{v}");
+
+    // The standby stops acknowledging: the next commit waits 200 ms, then the source
+    // goes on without it.
+    b.exec("STOP SLAVE IO_THREAD");
+    wait_status("OFF");
+    for _ in 0..3 {
+        assert_eq!(
+            node.check(&[]).code,
+            OK,
+            "a fallback never moves the VIP: {}",
+            node.log()
+        );
+    }
+    let r = node.check(&["--format", "json"]);
+    assert_eq!(r.code, OK, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["semi_sync"]["active"], false, "{v}");
+    assert!(
+        v["warnings"][0].as_str().unwrap().contains("fallen back"),
+        "{v}"
+    );
+    let n = node.check(&["--format", "nagios"]);
+    assert_eq!(n.code, 1, "Nagios WARNING: {n:?}");
+    assert!(n.stdout.starts_with("KEEPALIVED-MYSQL WARNING"), "{n:?}");
+    assert_eq!(
+        node.log()
+            .matches("WARNING: semi-sync is enabled but has fallen back")
+            .count(),
+        1,
+        "{}",
+        node.log()
+    );
+
+    b.exec("START SLAVE IO_THREAD");
+    wait_status("ON");
+    assert_eq!(node.check(&[]).code, OK);
+    assert_eq!(node.check(&[]).code, OK);
+    assert_eq!(
+        node.log().matches("semi-sync recovered").count(),
+        1,
+        "{}",
+        node.log()
+    );
+    let t = std::time::Instant::now();
+    while lines(&alerts).len() < 2 && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        lines(&alerts).len(),
+        2,
+        "one alert each way: {:?}",
+        lines(&alerts)
+    );
+}

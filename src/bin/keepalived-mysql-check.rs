@@ -23,6 +23,9 @@ struct Cli {
     /// Reaching neither the peer nor a witness this long makes this node isolated
     #[arg(long, value_name = "DURATION")]
     isolation_timeout: Option<String>,
+    /// Write Prometheus metrics here on keepalived's runs (node_exporter textfile)
+    #[arg(long, value_name = "FILE")]
+    metrics_file: Option<String>,
     /// Output: quiet (exit code only: keepalived's run, which logs and records), or
     /// text, json, nagios (an observer run: prints a live verdict, changes nothing)
     #[arg(long, value_enum, default_value = "quiet")]
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
             ("on-too-many-connections", &c.on_too_many_connections),
             ("witness", &c.witness),
             ("isolation-timeout", &c.isolation_timeout),
+            ("metrics-file", &c.metrics_file),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
@@ -69,7 +73,7 @@ fn main() -> ExitCode {
         }
         Format::Nagios => {
             println!("{}", check::nagios_line(&settings, &v));
-            v.class.nagios()
+            v.nagios()
         }
     };
     ExitCode::from(code)

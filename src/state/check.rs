@@ -43,4 +43,8 @@ pub struct CheckState {
     /// When the check last asked the notify hook to promote that node again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasserted_at: Option<f64>,
+    /// Since when the active node's semi-sync has been fallen back to asynchronous
+    /// (kept across runs that could not see the server: only a run that saw it clears).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semi_sync_fallback_since: Option<f64>,
 }

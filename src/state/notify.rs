@@ -83,6 +83,9 @@ pub struct NotifyRecord {
     pub history: Vec<HistoryEntry>,
     #[serde(default)]
     pub alerts: std::collections::BTreeMap<String, f64>,
+    /// Events received, by VRRP state, since the record began (the metrics' counter).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub transitions: std::collections::BTreeMap<String, u64>,
     /// The replication channel from the peer since the last promotion (see `rejoin`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_channel: Option<PeerChannel>,
