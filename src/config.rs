@@ -482,6 +482,21 @@ impl Values {
             s.set(flag, Some(value), &format!("--{flag}"))?;
         }
         s.finish()?;
+        // The fence's exclusion of two promotions rests on killing the other's notify
+        // sessions (see keepalived-mysql-notify(8), FENCING).
+        if program == NotifySettings::GROUP {
+            if let Some(u) = s.common.user.as_deref() {
+                if s.keep_sessions_of.iter().any(|k| k == u) {
+                    return Err(ConfigError::Value {
+                        origin: "keep-sessions-of".into(),
+                        msg: format!(
+                            "lists the notify hook's own account '{u}': a promotion's fence \
+                             must be able to kill the peer's notify sessions"
+                        ),
+                    });
+                }
+            }
+        }
         Ok(s)
     }
 

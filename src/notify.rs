@@ -543,7 +543,7 @@ fn demote(ctx: &Ctx, restart_args: &[String]) -> Outcome {
                 return Outcome::Ignored;
             }
             Ok((mut conn, true)) => {
-                let killed = kill_client_sessions(ctx, &mut conn);
+                let killed = kill_client_sessions(ctx, &mut conn).len();
                 resume_peer_channel(ctx, &mut conn);
                 let msg = format!(
                     "{name}: demoted: read_only=ON, {killed} client session(s) killed, took {:.0} ms{}",
@@ -771,6 +771,10 @@ fn set_read_only(ctx: &Ctx, conn: &mut Connection) -> Result<bool, ConnError> {
 /// With `vip` set, read_only was set before the lock; if a newer MASTER event has
 /// meanwhile opened writes on this node (the VIP is back, the record says so), our late
 /// read_only undid its decision: open writes again. Called under the notify lock.
+/// With `peer-host` set, never on this connection, which may be younger than a fence
+/// by the peer's own promotion (its open would then stand beside ours): a detached
+/// re-assertion (`--from-check master`, after this run releases the lock) fences the
+/// peer first, and only if the peer answers read-only.
 fn restore_overtaken_promotion(ctx: &Ctx, conn: &mut Connection) {
     let d = &conn.dialect.clone();
     let rec = load(ctx.s);
@@ -779,6 +783,22 @@ fn restore_overtaken_promotion(ctx: &Ctx, conn: &mut Connection) {
         .vip
         .is_some_and(|vip| role::local_addresses().contains(&vip));
     if vip_here && rec.state == "MASTER" && rec.read_only == Some(false) {
+        if ctx.s.peer_host.is_some() {
+            let mut args = ctx.file_args.to_vec();
+            args.extend(["--from-check".to_string(), "master".to_string()]);
+            let how = match command::spawn_sibling(PROGRAM, &args) {
+                Ok(argv) => format!("re-assertion started ({})", command::display(&argv)),
+                Err(e) => format!("the re-assertion cannot start ({e}): the check asks again"),
+            };
+            ctx.log.log(
+                Severity::Err,
+                &format!(
+                    "{}: overtaken by a promotion that had opened writes; left read-only, {how}",
+                    ctx.event.state.name()
+                ),
+            );
+            return;
+        }
         let r = run_all(conn, d.writes_sql(true));
         ctx.log.log(
             Severity::Err,
@@ -886,14 +906,15 @@ const SYSTEM_COMMANDS: &[&str] = &[
 ];
 const SYSTEM_USERS: &[&str] = &["system user", "event_scheduler", "unauthenticated user"];
 
-fn kill_client_sessions(ctx: &Ctx, conn: &mut Conn) -> usize {
+/// Kills every client session but ours; returns the ids killed.
+fn kill_client_sessions(ctx: &Ctx, conn: &mut Conn) -> Vec<u64> {
     let Ok(list) = conn.query(
         "SELECT ID AS id, USER AS user, COMMAND AS cmd FROM information_schema.PROCESSLIST \
          WHERE ID <> CONNECTION_ID()",
     ) else {
-        return 0;
+        return Vec::new();
     };
-    let mut killed = 0;
+    let mut killed = Vec::new();
     for i in 0..list.rows.len() {
         let user = list.get(i, "user").unwrap_or("");
         let cmd = list.get(i, "cmd").unwrap_or("");
@@ -909,10 +930,28 @@ fn kill_client_sessions(ctx: &Ctx, conn: &mut Conn) -> usize {
         // One at a time: a session that ended meanwhile (error 1094) must not stop
         // the others from being killed, as it would in a multi-statement batch.
         if conn.query(&format!("KILL CONNECTION {id}")).is_ok() {
-            killed += 1;
+            killed.push(id);
         }
     }
     killed
+}
+
+/// Waits (until `until`) for killed sessions to be gone: a statement one was running
+/// when it was killed still completes.
+fn wait_gone(conn: &mut Conn, ids: &[u64], until: Instant) {
+    if ids.is_empty() {
+        return;
+    }
+    let list = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    let sql =
+        format!("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE ID IN ({list})");
+    while Instant::now() < until {
+        match conn.query(&sql) {
+            Ok(r) if r.get(0, "n") == Some("0") => return,
+            Ok(_) => sleep(Duration::from_millis(10)),
+            Err(_) => return,
+        }
+    }
 }
 
 fn start_restart_hook(ctx: &Ctx, restart_args: &[String]) {
@@ -1199,13 +1238,6 @@ fn open_writes(ctx: &Ctx, conn: &mut Connection, open: bool, waited: f64) -> Ope
     Opening::Opened
 }
 
-/// Planned switchover: when the peer's mysqld still answers, wait until this node has
-/// received and applied the peer's whole binary log, so no acknowledged write is left
-/// behind even with asynchronous replication. Only a peer that cannot be reached
-/// (refused, no route, no answer in time: the failover case) is skipped. A peer that
-/// answers but refuses us (access denied, a bad reply, a failing query) is alive and
-/// may hold writes we have not seen: then the wait fails, and the promotion follows
-/// `on-catchup-timeout` (read-only by default). Every decision is logged.
 /// What a promotion learnt of its peer while waiting for it.
 #[derive(Default)]
 struct PeerSeen {
@@ -1230,9 +1262,32 @@ fn refence(ctx: &Ctx, conn: &mut Connection) -> Result<(), String> {
         .get(0, "id")
         .map(String::from)
         .unwrap_or_default();
-    let mut peer = login
-        .connect(ctx.s.connect_timeout.min(Duration::from_secs(2)))
-        .map_err(|e| format!("cannot reach the peer again: {}", e.msg))?;
+    let mut peer = match login.connect(ctx.s.connect_timeout.min(Duration::from_secs(2))) {
+        Ok(p) => p,
+        // Gone since the first fence (which left it read-only, as it restarts): as
+        // in wait_for_peer, unless our replication still hears from it.
+        Err(e) if matches!(e.class, Class::Down | Class::Timeout) => {
+            return match still_receiving(ctx, conn) {
+                Some(how) => Err(format!(
+                    "cannot reach the peer again ({}), yet this node's replication still \
+                     receives from it ({how})",
+                    e.msg
+                )),
+                None => {
+                    ctx.log.log(
+                        Severity::Notice,
+                        &format!(
+                            "MASTER: the peer fenced earlier cannot be reached any more ({}): \
+                             not fencing it again",
+                            e.msg
+                        ),
+                    );
+                    Ok(())
+                }
+            };
+        }
+        Err(e) => return Err(format!("the peer refuses us now: {}", e.msg)),
+    };
     let killed = fence_peer(ctx, &own_id, &mut peer)?;
     ctx.log.log(
         Severity::Notice,
@@ -1245,6 +1300,13 @@ fn refence(ctx: &Ctx, conn: &mut Connection) -> Result<(), String> {
     Ok(())
 }
 
+/// Planned switchover: when the peer's mysqld still answers, wait until this node has
+/// received and applied the peer's whole binary log, so no acknowledged write is left
+/// behind even with asynchronous replication. Only a peer that cannot be reached
+/// (refused, no route, no answer in time: the failover case) is skipped. A peer that
+/// answers but refuses us (access denied, a bad reply, a failing query) is alive and
+/// may hold writes we have not seen: then the wait fails, and the promotion follows
+/// `on-catchup-timeout` (read-only by default). Every decision is logged.
 fn wait_for_peer(
     ctx: &Ctx,
     conn: &mut Connection,
@@ -1313,6 +1375,8 @@ fn wait_for_peer(
             )
         }
         Err(e) => {
+            // Alive and unfenced: on-catchup-timeout = open does not apply.
+            seen.alive_unfenced = true;
             let e = format!("peer {peer_name} answers but cannot be fenced: {e}");
             ctx.alert("peer-unfenced", &format!("MASTER: {e}"));
             return Err(e);
@@ -1458,7 +1522,7 @@ fn fence_peer(ctx: &Ctx, own_id: &str, peer: &mut Connection) -> Result<usize, S
         peer,
         &format!("SET SESSION lock_wait_timeout = 1; {}", d.writes_sql(false)),
     );
-    let mut killed = 0;
+    let mut killed = Vec::new();
     while let Err(WireError::Server {
         code: ER_LOCK_WAIT_TIMEOUT,
         ..
@@ -1467,14 +1531,27 @@ fn fence_peer(ctx: &Ctx, own_id: &str, peer: &mut Connection) -> Result<usize, S
         if Instant::now() >= until {
             break;
         }
-        killed += kill_client_sessions(ctx, peer);
+        killed.extend(kill_client_sessions(ctx, peer));
         sleep(Duration::from_millis(50));
         r = run_all(peer, d.writes_sql(false));
     }
     r.map_err(|e| format!("cannot make it read-only: {e}"))?;
     // Sessions of users allowed through read_only (SUPER, READ_ONLY ADMIN) could
-    // still write: none is left.
-    Ok(killed + kill_client_sessions(ctx, peer))
+    // still write: none is left. One of them may be the peer's own promotion, whose
+    // "read_only = OFF" can land between our SET and our KILL: once the killed are
+    // gone, read-only is set again and read back.
+    killed.extend(kill_client_sessions(ctx, peer));
+    wait_gone(peer, &killed, Instant::now() + Duration::from_secs(1));
+    run_all(peer, d.writes_sql(false)).map_err(|e| format!("cannot make it read-only: {e}"))?;
+    let check = match d.flavor {
+        Flavor::MariaDB => "SELECT @@global.read_only AS ro",
+        Flavor::MySQL => "SELECT @@global.super_read_only AS ro",
+    };
+    match peer.query(check) {
+        Ok(r) if r.get(0, "ro") == Some("1") => Ok(killed.len()),
+        Ok(_) => Err("it is writable again right after the fence".into()),
+        Err(e) => Err(format!("cannot read its read_only back: {e}")),
+    }
 }
 
 /// Whether this node's replication channel still receives from the peer: its IO

@@ -285,3 +285,37 @@ fn print_defaults_masks_the_password() {
         "--user=mon\n--password=*****\n--timeout=2s\n"
     );
 }
+
+/// The notify account in keep-sessions-of would let a peer's promotion survive our
+/// fence: refused for the notify hook, which is the program that kills sessions; the
+/// check, reading the same file with another account, is not affected.
+#[test]
+fn keep_sessions_of_may_not_list_the_notify_account() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = cnf(
+        tmp.path(),
+        "[client]\nuser = monitor\n\
+         [keepalived-mysql-notify]\nuser = keepalived_notify\nkeep-sessions-of = backup, keepalived_notify\n",
+    );
+    let choice = FileChoice {
+        defaults_file: Some(f.clone()),
+        ..FileChoice::default()
+    };
+    let e = keepalived_mysql::config::NotifySettings::load(&choice, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("keep-sessions-of") && e.contains("keepalived_notify"),
+        "{e}"
+    );
+    assert!(load(&f, &[]).is_ok());
+    let ok = cnf(
+        tmp.path(),
+        "[keepalived-mysql-notify]\nuser = keepalived_notify\nkeep-sessions-of = backup\n",
+    );
+    let choice = FileChoice {
+        defaults_file: Some(ok),
+        ..FileChoice::default()
+    };
+    assert!(keepalived_mysql::config::NotifySettings::load(&choice, &[]).is_ok());
+}

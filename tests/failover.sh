@@ -57,10 +57,13 @@ sampler_start() {
             # as writable beside node2 (the reads are some 10 ms apart, a fence and a
             # promotion about 20 ms: read once, a clean handover could look like an
             # overlap).
+            local t0=${EPOCHREALTIME/./} left
             r1=$(ro node1); r2=$(ro node2); r1b=$(ro node1)
             [ "$r1" = "$r1b" ] || r1=moving
             echo "$EPOCHREALTIME $r1 $r2" >> "$LAB/ro.samples"
-            sleep 0.1
+            # Every 100 ms from start to start: the three reads take 50-60 ms.
+            left=$((100000 - (${EPOCHREALTIME/./} - t0)))
+            [ "$left" -gt 0 ] && sleep "$(printf '0.%06d' "$left")"
         done
     ) &
     SAMPLER=$!
@@ -71,6 +74,9 @@ sampler_stop() {
     wait "$SAMPLER" 2>/dev/null || true
     SAMPLER=""
     rm -f "$LAB/sampler.stop"
+}
+sample_every() { # the sampler's real interval
+    awk 'NR > 1 {t += $1 - p; n++} {p = $1} END {if (n) printf "%.0f ms", t / n * 1000}' "$LAB/ro.samples"
 }
 never_two_writers() { # no sample saw both nodes writable
     [ -s "$LAB/ro.samples" ] && ! awk '$2 == "OFF" && $3 == "OFF" {found = 1} END {exit !found}' "$LAB/ro.samples"
@@ -101,7 +107,7 @@ finish() { # name
         expect "$name: two writable nodes only while the resumed $RESUMED is not yet read-only" \
             two_writers_only_on_resume "$RESUMED"
     else
-        expect "$name: never two writable nodes ($(wc -l < "$LAB/ro.samples") samples of both over the run)" never_two_writers
+        expect "$name: never two writable nodes ($(wc -l < "$LAB/ro.samples") samples of both over the run, $(sample_every) apart)" never_two_writers
     fi
     h=$(holder || true)
     local line
@@ -237,11 +243,18 @@ stranded_on_old_master() { # label old new
         return
     fi
     echo "   $LAST_LOST acknowledged write(s) not on $b: asynchronous replication's window"
+    local late=0 f
+    f=$(cat "$LAB/fault.t")
     for id in $(comm -23 <(awk '$3 == "ok" {print $4}' "$LAB/writes.log" | sort) \
             <(sql "$b" "SELECT id FROM app.writes" | sort)); do
         [ "$(sql "$a" "SELECT COUNT(*) FROM app.writes WHERE id = $id")" = 1 ] || missing=$((missing + 1))
+        # Acknowledged before the fault: the window, not a write the old master took
+        # after it resumed.
+        awk -v id="$id" -v f="$f" '$4 == id && $3 == "ok" && $2 > f {found = 1} END {exit !found}' \
+            "$LAB/writes.log" && late=$((late + 1))
     done
     expect "$label: every acknowledged write missing on $b is on the old master $a" [ "$missing" = 0 ]
+    expect "$label: each was acknowledged before the fault" [ "$late" = 0 ]
     expect "$label: $b names $a diverged" wait_for 30 \
         grep -q "DIVERGED: peer ${IP[$a]}:3306 has transactions this node never applied" "$LAB/$b/keepalived-mysql.log"
     expect "$label: $b raised the peer-diverged alert" grep -q " peer-diverged " "$LAB/$b/alerts.log"
@@ -496,7 +509,7 @@ EOF
 }
 # A client on the node itself (the application user, no privilege past read_only, over
 # the socket: a cut network does not stop it), trying a write every 50 ms: "<time> ok"
-# when the server accepted it. Each is rolled back, so the probe leaves no transaction
+# when the server accepted it, "refused" for read_only (error 1290), "error" else. Each is rolled back, so the probe leaves no transaction
 # the peer lacks (a committed one would rightly make the node diverged at the heal).
 local_writer_start() { # node
     : > "$LAB/local-writes.log"
@@ -504,10 +517,12 @@ local_writer_start() { # node
         while [ ! -e "$LAB/local-writer.stop" ]; do
             if timeout 2 mariadb --no-defaults -S "$(sock "$1")" -u app -p"$APP_PASS" -N -B \
                 -e "BEGIN; INSERT INTO app.writes (id, node) VALUES (0, @@server_id); ROLLBACK" \
-                > /dev/null 2>&1; then
+                > "$LAB/local-writer.out" 2>&1; then
                 echo "$EPOCHREALTIME ok" >> "$LAB/local-writes.log"
-            else
+            elif grep -q "ERROR 1290" "$LAB/local-writer.out"; then
                 echo "$EPOCHREALTIME refused" >> "$LAB/local-writes.log"
+            else
+                echo "$EPOCHREALTIME error" >> "$LAB/local-writes.log"
             fi
             sleep 0.05
         done
@@ -568,8 +583,10 @@ scenario_isolated_active() {
     expect "isolated active: $a's local client could write before the cut (the probe tests something)" [ "$before" -gt 0 ]
     expect "isolated active: no local write accepted on $a past the bound (isolation-timeout 2 s + 2 s)" \
         awk -v f="$f" '$1 > f + 4 && $2 == "ok" {bad = 1} END {exit bad}' "$LAB/local-writes.log"
-    expect "isolated active: its local client is refused at the end" \
+    expect "isolated active: its local client is refused at the end (read-only, error 1290)" \
         awk 'END {exit $2 != "refused"}' "$LAB/local-writes.log"
+    expect "isolated active: its local client reached the server all along (no other error)" \
+        awk '$2 == "error" {bad = 1} END {exit bad}' "$LAB/local-writes.log"
     # Heal (scenario 4): the old node comes back as a read-only standby, one VIP holder.
     heal
     expect "heal: $a is an eligible standby again (check exit 0)" wait_for 30 sh -c \
@@ -641,10 +658,17 @@ scenario_vrrp_one_way() {
     echo "# partition: VRRP adverts lost one way (the standby hears none), MySQL flowing"
     start || return
     local a b; a=$(holder); b=$(other "$a")
+    local fa fb
+    fa=$(grep -c "fenced (read-only" "$LAB/$a/keepalived-mysql.log")
+    fb=$(grep -c "fenced (read-only" "$LAB/$b/keepalived-mysql.log")
     fault_now
     deaf_to_vrrp "$b"
     expect "one-way: $b takes the VIP too" wait_for 15 sh -c "ip -n $b -br addr show dev eth0 | grep -q $VIP/"
     sleep 8
+    expect "one-way: $b's promotion fenced $a" \
+        [ "$(grep -c "fenced (read-only" "$LAB/$b/keepalived-mysql.log")" -gt "$fb" ]
+    expect "one-way: $a re-asserted and fenced $b back" \
+        [ "$(grep -c "fenced (read-only" "$LAB/$a/keepalived-mysql.log")" -gt "$fa" ]
     local late
     late=$(awk -v f="$(cat "$LAB/fault.t")" '$1 > f + 2 && $2 == "OFF" && $3 == "OFF"' "$LAB/ro.samples" | grep -c . || true)
     echo "   samples with two writable nodes more than 2 s after the cut: $late; both writable in all: $(both_writable_s) s"

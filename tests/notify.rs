@@ -788,6 +788,50 @@ fn a_promotion_whose_session_was_killed_fences_again_before_opening() {
     assert!(read_only(&a) && !read_only(&b));
 }
 
+/// The peer's own promotion may open writes between the fence's read_only and its
+/// kill (played here by a session that keeps setting read_only = OFF): the kill alone
+/// would leave the peer writable beside us. The fence waits for the killed sessions
+/// to be gone, sets read-only again and reads it back.
+#[test]
+fn a_fence_undoes_a_peer_promotion_that_opened_between_its_statements() {
+    let (a, b) = pair();
+    with_app_table(&a, &b);
+    b.exec("SET GLOBAL read_only = ON");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let mut rogue = a.root();
+    let opener = thread::spawn(move || {
+        let mut n = 0u64;
+        while !flag.load(Ordering::SeqCst) {
+            if rogue.query_drop("SET GLOBAL read_only = OFF").is_err() {
+                break; // killed by the fence
+            }
+            n += 1;
+        }
+        n
+    });
+    sleep(Duration::from_millis(200));
+    let nb = node(
+        &b,
+        true,
+        &format!(
+            "catchup-timeout = 10s\npeer-host = 127.0.0.1\npeer-port = {}",
+            a.port
+        ),
+    );
+    let r = nb.notify(&["master"]);
+    stop.store(true, Ordering::SeqCst);
+    let n = opener.join().unwrap();
+    assert!(n > 0, "the rogue opener never ran");
+    assert_eq!(r.code, 0, "{}", nb.log());
+    assert!(
+        read_only(&a),
+        "the peer stayed writable after the fence: {}",
+        nb.log()
+    );
+    assert!(!read_only(&b));
+}
+
 /// A peer that answers but may not be fenced (our account lacks the privilege there):
 /// writes stay closed here, and the alert says why.
 #[test]
