@@ -19,6 +19,12 @@ GRANT READ_ONLY ADMIN, CONNECTION ADMIN, PROCESS, SLAVE MONITOR, REPLICATION SLA
 -- The "diverged" marker a promoted node writes for a peer it will not fetch from.
 GRANT SELECT, INSERT, CREATE ON keepalived_mysql.*
     TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
+-- Scheduled events follow the writer (handle-events): ALTER EVENT keeping the definer,
+-- out of the binary log.
+GRANT EVENT, SET USER, BINLOG ADMIN ON *.*
+    TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
+GRANT SELECT ON mysql.event
+    TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
 
 -- Replication between the two masters.
 CREATE USER 'repl'@'192.0.2.%' IDENTIFIED BY 'change-me-repl';
@@ -41,6 +47,9 @@ SET sql_log_bin = 1;
 --   GRANT SYSTEM_VARIABLES_ADMIN, CONNECTION_ADMIN, PROCESS, REPLICATION CLIENT, REPLICATION_SLAVE_ADMIN ON *.*
 --       TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
 --   GRANT SELECT, INSERT, CREATE ON keepalived_mysql.*
+--       TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
+--   -- scheduled events (SET_ANY_DEFINER instead of SET_USER_ID on 8.2 and later):
+--   GRANT EVENT, SET_USER_ID, SESSION_VARIABLES_ADMIN ON *.*
 --       TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
 --   -- the replica's view at promotion (received heartbeats):
 --   GRANT SELECT ON performance_schema.replication_connection_status

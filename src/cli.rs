@@ -324,6 +324,9 @@ pub struct NotifyArgs {
     /// Users whose sessions survive a demotion (comma-separated)
     #[arg(long, value_name = "USERS")]
     pub keep_sessions_of: Option<String>,
+    /// Scheduled events follow the writer: on or off
+    #[arg(long, value_name = "ON|OFF")]
+    pub handle_events: Option<String>,
     /// On FAULT, also run keepalived-mysql-restart (root only)
     #[arg(long, value_name = "ON|OFF", value_parser = ["on", "off"], ignore_case = true)]
     pub restart_on_fault: Option<String>,
@@ -349,6 +352,7 @@ impl NotifyArgs {
             ("peer-host", &self.peer_host),
             ("peer-port", &self.peer_port),
             ("keep-sessions-of", &self.keep_sessions_of),
+            ("handle-events", &self.handle_events),
             ("restart-on-fault", &self.restart_on_fault),
             ("alert-interval", &self.alert_interval),
             ("max-promotions", &self.max_promotions),

@@ -66,6 +66,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "peer-host",
     "peer-port",
     "keep-sessions-of",
+    "handle-events",
     "restart-on-fault",
     "witness",
     "isolation-timeout",
@@ -216,6 +217,8 @@ pub struct NotifySettings {
     pub peer_host: Option<IpAddr>,
     pub peer_port: u16,
     pub keep_sessions_of: Vec<String>,
+    /// Scheduled events follow the writer (`handle-events`, default on).
+    pub handle_events: bool,
     pub restart_on_fault: bool,
     /// The promotion brake: at most this many promotions per window (0: no brake).
     pub max_promotions: u32,
@@ -305,6 +308,7 @@ program_settings!(NotifySettings, "keepalived-mysql-notify", |v| {
         peer_host: v.peer_host,
         peer_port: v.peer_port,
         keep_sessions_of: v.keep_sessions_of,
+        handle_events: v.handle_events,
         restart_on_fault: v.restart_on_fault,
         max_promotions: v.max_promotions,
         promotion_window: v.promotion_window,
@@ -337,6 +341,7 @@ pub struct Values {
     peer_host: Option<IpAddr>,
     peer_port: u16,
     keep_sessions_of: Vec<String>,
+    handle_events: bool,
     restart_on_fault: bool,
     witnesses: Vec<SocketAddr>,
     isolation_timeout: Duration,
@@ -392,6 +397,7 @@ impl Default for Values {
             peer_host: None,
             peer_port: 3306,
             keep_sessions_of: Vec::new(),
+            handle_events: true,
             restart_on_fault: false,
             witnesses: Vec::new(),
             isolation_timeout: Duration::from_secs(2),
@@ -639,6 +645,7 @@ impl Values {
                 self.hold_vip_during_restart = parse_bool(key, v).map_err(bad)?
             }
             "restart-on-fault" => self.restart_on_fault = parse_bool(key, v).map_err(bad)?,
+            "handle-events" => self.handle_events = parse_bool(key, v).map_err(bad)?,
             "alert-interval" => self.alert_interval = parse_duration(v).map_err(bad)?,
             "catchup-timeout" => self.catchup_timeout = parse_duration(v).map_err(bad)?,
             "on-catchup-timeout" => {
@@ -1010,7 +1017,7 @@ mod tests {
             "syslog-facility" => "daemon",
             "on-too-many-connections" => "fail",
             "on-catchup-timeout" => "open",
-            "hold-vip-during-restart" | "restart-on-fault" => "on",
+            "hold-vip-during-restart" | "restart-on-fault" | "handle-events" => "on",
             "restart-command" | "stop-command" | "alert-command" => "/bin/true",
             _ => "2s",
         };

@@ -8,6 +8,7 @@ pub mod command;
 pub mod config;
 pub mod connection;
 pub mod dialect;
+pub mod events;
 pub mod files;
 pub mod gtid;
 pub mod lock;

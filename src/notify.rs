@@ -18,6 +18,7 @@ use crate::command;
 use crate::config::{NotifySettings, Program};
 use crate::connection::{classify, ConnError, Connection};
 use crate::dialect::Flavor;
+use crate::events;
 use crate::files;
 use crate::lock::{self, Lock, LockError};
 use crate::log::{Logger, Severity};
@@ -545,6 +546,7 @@ fn demote(ctx: &Ctx, restart_args: &[String]) -> Outcome {
             Ok((mut conn, true)) => {
                 let killed = kill_client_sessions(ctx, &mut conn).len();
                 resume_peer_channel(ctx, &mut conn);
+                follow_events(ctx, &mut conn, events::Switch::Park, name);
                 let msg = format!(
                     "{name}: demoted: read_only=ON, {killed} client session(s) killed, took {:.0} ms{}",
                     ctx.ms(),
@@ -906,6 +908,57 @@ const SYSTEM_COMMANDS: &[&str] = &[
 ];
 const SYSTEM_USERS: &[&str] = &["system user", "event_scheduler", "unauthenticated user"];
 
+/// Scheduled events follow the writer (see `events`), after the step that matters:
+/// a failure is logged and alerted, and changes nothing else.
+fn follow_events(ctx: &Ctx, conn: &mut Connection, how: events::Switch, name: &str) {
+    if !ctx.s.handle_events {
+        return;
+    }
+    let keep_off = || {
+        let login = ctx
+            .s
+            .peer_login()
+            .filter(|_| how == events::Switch::Resume)?;
+        match login
+            .connect(ctx.s.connect_timeout.min(Duration::from_secs(1)))
+            .map_err(|e| e.msg)
+            .and_then(|mut p| events::disabled_by_hand(&mut p))
+        {
+            Ok(off) => Some(off),
+            Err(e) => {
+                ctx.log.log(
+                    Severity::Warning,
+                    &format!(
+                        "{name}: the peer's disabled events cannot be read ({e}): every event \
+                         replication left disabled here is enabled (disable an event on both \
+                         nodes to keep it off)"
+                    ),
+                );
+                None
+            }
+        }
+    };
+    match events::switch(conn, how, || keep_off().unwrap_or_default()) {
+        Ok(changed) if changed.is_empty() => {}
+        Ok(changed) => ctx.log.log(
+            Severity::Notice,
+            &format!(
+                "{name}: scheduled events {}: {}",
+                match how {
+                    events::Switch::Park => "disabled on this read-only node (DISABLE ON SLAVE)",
+                    events::Switch::Resume => "enabled again",
+                },
+                changed.join(", ")
+            ),
+        ),
+        Err(e) => {
+            let msg = format!("{name}: {e}");
+            ctx.log.log(Severity::Err, &msg);
+            ctx.alert("events", &msg);
+        }
+    }
+}
+
 /// Kills every client session but ours; returns the ids killed.
 fn kill_client_sessions(ctx: &Ctx, conn: &mut Conn) -> Vec<u64> {
     let Ok(list) = conn.query(
@@ -1120,6 +1173,9 @@ fn promote(ctx: &Ctx) -> Outcome {
             // Not promoted after all: fetch from the peer as before.
             let _ = run_all(&mut conn, resume);
         }
+    }
+    if matches!(opening, Opening::Opened) {
+        follow_events(ctx, &mut conn, events::Switch::Resume, "MASTER");
     }
     if matches!(opening, Opening::Opened) && !was_master {
         let now = now_unix();

@@ -832,6 +832,142 @@ fn a_fence_undoes_a_peer_promotion_that_opened_between_its_statements() {
     assert!(!read_only(&b));
 }
 
+fn event_status(db: &Mariadb) -> (String, String) {
+    let row = db
+        .value("SELECT CONCAT(status, ' ', definer) FROM mysql.event WHERE db = 'app' AND name = 'tick'")
+        .unwrap_or_default();
+    let (st, def) = row.split_once(' ').unwrap_or(("", ""));
+    (st.to_string(), def.to_string())
+}
+
+/// Scheduled events follow the writer: the promoted node enables what replication gave
+/// it disabled, the demoted node disables its own, the definer stays, nothing of it is
+/// replicated, and an event a person disabled stays disabled.
+#[test]
+fn scheduled_events_follow_the_writer() {
+    let (a, b) = pair();
+    with_app_table(&a, &b);
+    a.exec("SET GLOBAL read_only = OFF");
+    b.exec("SET GLOBAL read_only = ON");
+    for db in [&a, &b] {
+        db.exec("SET GLOBAL event_scheduler = ON");
+    }
+    a.exec(
+        "CREATE DEFINER = 'app'@'localhost' EVENT app.tick ON SCHEDULE EVERY 1 SECOND \
+         DO INSERT INTO app.t (v) VALUES (7); \
+         CREATE EVENT app.off ON SCHEDULE EVERY 1 HOUR DISABLE DO DELETE FROM app.t",
+    );
+    b.sync_with(&a);
+    assert_eq!(event_status(&a).0, "ENABLED");
+    assert_eq!(
+        event_status(&b).0,
+        "SLAVESIDE_DISABLED",
+        "as replication leaves it"
+    );
+
+    let (na, nb) = (
+        node(&a, false, ""),
+        node(
+            &b,
+            true,
+            &format!(
+                "catchup-timeout = 10s\npeer-host = 127.0.0.1\npeer-port = {}",
+                a.port
+            ),
+        ),
+    );
+    assert_eq!(na.notify(&["backup"]).code, 0, "{}", na.log());
+    assert_eq!(nb.notify(&["master"]).code, 0, "{}", nb.log());
+    assert_eq!(
+        event_status(&a),
+        ("SLAVESIDE_DISABLED".into(), "app@localhost".into()),
+        "{}",
+        na.log()
+    );
+    assert_eq!(
+        event_status(&b),
+        ("ENABLED".into(), "app@localhost".into()),
+        "{}",
+        nb.log()
+    );
+    assert!(
+        na.log().contains("scheduled events disabled"),
+        "{}",
+        na.log()
+    );
+    assert!(
+        nb.log()
+            .contains("scheduled events enabled again: app.tick\n"),
+        "only app.tick: {}",
+        nb.log()
+    );
+    // Not replicated: each side keeps its own state once the other's binlog is applied.
+    a.sync_with(&b);
+    b.sync_with(&a);
+    assert_eq!(event_status(&a).0, "SLAVESIDE_DISABLED");
+    assert_eq!(event_status(&b).0, "ENABLED");
+    // A person's DISABLE replicates as SLAVESIDE_DISABLED, like the rest: the
+    // promotion asked the old master, which has it DISABLED, and left it off.
+    let off = |db: &Mariadb| db.value("SELECT status FROM mysql.event WHERE name = 'off'");
+    assert_eq!(
+        off(&b).as_deref(),
+        Some("SLAVESIDE_DISABLED"),
+        "{}",
+        nb.log()
+    );
+    assert_eq!(off(&a).as_deref(), Some("DISABLED"));
+    // Without the peer to ask (a crash: unreachable, nothing received from it), it is
+    // enabled: said in the log.
+    b.exec("SET GLOBAL read_only = ON; STOP SLAVE IO_THREAD");
+    let alone = node(
+        &b,
+        true,
+        "catchup-timeout = 10s\npeer-host = 127.0.0.1\npeer-port = 1",
+    );
+    assert_eq!(alone.notify(&["master"]).code, 0, "{}", alone.log());
+    assert!(
+        alone
+            .log()
+            .contains("the peer's disabled events cannot be read"),
+        "{}",
+        alone.log()
+    );
+    assert_eq!(off(&b).as_deref(), Some("ENABLED"));
+    // The event now runs on the new master only.
+    let before = b.value("SELECT COUNT(*) FROM app.t WHERE v = 7").unwrap();
+    sleep(Duration::from_millis(2500));
+    let after = b.value("SELECT COUNT(*) FROM app.t WHERE v = 7").unwrap();
+    assert!(
+        after.parse::<u64>().unwrap() > before.parse::<u64>().unwrap(),
+        "the event does not run on the new master"
+    );
+}
+
+/// Without the privileges, the event step fails loudly (logged, alerted), and the
+/// promotion itself is not affected.
+#[test]
+fn an_event_step_without_privileges_is_said_and_changes_nothing_else() {
+    let (a, b) = pair();
+    with_app_table(&a, &b);
+    a.exec("CREATE EVENT app.tick ON SCHEDULE EVERY 1 HOUR DO INSERT INTO app.t (v) VALUES (7)");
+    b.sync_with(&a);
+    b.exec(&format!(
+        "SET sql_log_bin = 0; REVOKE SELECT ON mysql.event FROM '{NOTIFY_USER}'@'localhost'; SET sql_log_bin = 1"
+    ));
+    b.exec("SET GLOBAL read_only = ON");
+    let nb = node(&b, true, "catchup-timeout = 10s");
+    assert_eq!(nb.notify(&["master"]).code, 0, "{}", nb.log());
+    assert!(!read_only(&b));
+    assert!(
+        nb.log().contains("cannot list scheduled events"),
+        "{}",
+        nb.log()
+    );
+    let off = node(&b, true, "catchup-timeout = 10s\nhandle-events = off");
+    assert_eq!(off.notify(&["master"]).code, 0);
+    assert!(!off.log().contains("scheduled events"), "{}", off.log());
+}
+
 /// A peer that answers but may not be fenced (our account lacks the privilege there):
 /// writes stay closed here, and the alert says why.
 #[test]

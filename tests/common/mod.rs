@@ -136,6 +136,10 @@ impl Mariadb {
                TO '{NOTIFY_USER}'@'localhost', '{NOTIFY_USER}'@'127.0.0.1'; \
              GRANT SELECT, INSERT, CREATE ON keepalived_mysql.* \
                TO '{NOTIFY_USER}'@'localhost', '{NOTIFY_USER}'@'127.0.0.1'; \
+             GRANT EVENT, SET USER, BINLOG ADMIN ON *.* \
+               TO '{NOTIFY_USER}'@'localhost', '{NOTIFY_USER}'@'127.0.0.1'; \
+             GRANT SELECT ON mysql.event \
+               TO '{NOTIFY_USER}'@'localhost', '{NOTIFY_USER}'@'127.0.0.1'; \
              CREATE USER '{APP_USER}'@'localhost' IDENTIFIED BY '{APP_PASS}'; \
              GRANT ALL ON app.* TO '{APP_USER}'@'localhost'; \
              SET sql_log_bin = 1"
