@@ -9,6 +9,7 @@ pub mod config;
 pub mod connection;
 pub mod dialect;
 pub mod events;
+pub mod fifo;
 pub mod files;
 pub mod gtid;
 pub mod lock;

@@ -338,16 +338,7 @@ pub fn run(
     restart_args: &[String],
 ) -> Result<Outcome, String> {
     let start = Instant::now();
-    // Never a reason to skip a demotion: said loudly (the logger falls back to syslog).
-    if let Err(e) = log.check_usable() {
-        log.log(Severity::Err, &format!("configuration error: {e}"));
-    }
-    if let Err(e) = lock::ensure_dir(&s.runtime_dir) {
-        // No record, but a demotion still happens below.
-        log.log(Severity::Err, &e);
-    }
-    let now = now_unix();
-    let wait = lock_wait(event.state, s.vip.is_some());
+    prepare(s, log);
     if repair && event.state == VrrpState::Master {
         // The check found this VIP holder read-only although writes were opened here:
         // re-asserted only when nobody else may be writing (see reassert_refusal).
@@ -375,6 +366,51 @@ pub fn run(
             ),
         );
     }
+    match receive(s, log, event, repair, start, restart_args) {
+        Ok(r) => Ok(act(s, log, r, repair, restart_args)),
+        Err(outcome) => Ok(outcome),
+    }
+}
+
+/// Before an event: the log and the runtime dir, made usable or said to be unusable.
+/// Never a reason to skip a demotion: said loudly (the logger falls back to syslog).
+pub fn prepare(s: &NotifySettings, log: &Logger) {
+    if let Err(e) = log.check_usable() {
+        log.log(Severity::Err, &format!("configuration error: {e}"));
+    }
+    if let Err(e) = lock::ensure_dir(&s.runtime_dir) {
+        // No record, but a demotion still happens below.
+        log.log(Severity::Err, &e);
+    }
+}
+
+/// An event recorded in order (or known to be unrecordable), ready to be acted on.
+pub struct Received {
+    event: Event,
+    seq: Option<u64>,
+    start: Instant,
+    early_read_only: bool,
+}
+
+impl Received {
+    pub fn state(&self) -> VrrpState {
+        self.event.state
+    }
+}
+
+/// Records the event with its sequence number, after setting read_only at once when
+/// the event demotes and the VIP is gone. `Err`: nothing more to do (stale, or a
+/// promotion that could not be recorded).
+pub fn receive(
+    s: &NotifySettings,
+    log: &Logger,
+    event: Event,
+    repair: bool,
+    start: Instant,
+    restart_args: &[String],
+) -> Result<Received, Outcome> {
+    let now = now_unix();
+    let wait = lock_wait(event.state, s.vip.is_some());
     // The real state: keepalived adds the VIP before MASTER hooks and removes it before
     // the others, so an event that contradicts the VIP was overtaken by a later one. A
     // stale event is recorded but supersedes nothing. Looked at under the lock (the VIP
@@ -480,7 +516,7 @@ pub fn run(
                     &format!("MASTER: cannot record the event ({e}): writes not opened"),
                     json!({ "state": "MASTER" }),
                 );
-                return Ok(Outcome::StayedReadOnly);
+                return Err(Outcome::StayedReadOnly);
             }
             if repair && s.vip.is_none() {
                 // Without vip and without the record, nothing says this node is not
@@ -489,7 +525,7 @@ pub fn run(
                     Severity::Err,
                     "check's demotion not done: no record to order it by",
                 );
-                return Ok(Outcome::Ignored);
+                return Err(Outcome::Ignored);
             }
             stale = contradicts_vip();
             None
@@ -497,22 +533,38 @@ pub fn run(
     };
     if let Some(msg) = stale {
         log.log(Severity::Notice, &msg);
-        return Ok(Outcome::Ignored);
+        return Err(Outcome::Ignored);
     }
-    let ctx = Ctx {
-        s,
-        log,
+    Ok(Received {
         event,
         seq,
         start,
-        repair,
         early_read_only,
+    })
+}
+
+/// Promotes or demotes for an event `receive` recorded.
+pub fn act(
+    s: &NotifySettings,
+    log: &Logger,
+    r: Received,
+    repair: bool,
+    restart_args: &[String],
+) -> Outcome {
+    let ctx = Ctx {
+        s,
+        log,
+        event: r.event,
+        seq: r.seq,
+        start: r.start,
+        repair,
+        early_read_only: r.early_read_only,
         file_args: restart_args,
     };
     if ctx.event.state.demotes() {
-        Ok(demote(&ctx, restart_args))
+        demote(&ctx, restart_args)
     } else {
-        Ok(promote(&ctx))
+        promote(&ctx)
     }
 }
 

@@ -160,8 +160,23 @@ scenario_crash_hold_on() {
     expect "hold on: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
 }
 
-scenario_crash_hold_off() { # [--tcp]
-    local over=${1:+, over TCP with TLS}
+# The variant a scenario runs in, as a label: --tcp (TLS over TCP), --fifo (the notify
+# hook on keepalived's event FIFO, keepalived-fifo.conf).
+variant() {
+    case ${1:-} in
+        --tcp) echo ", over TCP with TLS" ;;
+        --fifo) echo ", notify on keepalived's FIFO" ;;
+    esac
+}
+variant_proof() {
+    case ${1:-} in
+        --tcp) tcp_only_proof ;;
+        --fifo) fifo_only_proof ;;
+    esac
+}
+
+scenario_crash_hold_off() { # [--tcp|--fifo]
+    local over; over=$(variant "${1:-}")
     echo "# mysqld killed on the active node, restart succeeds, hold-vip-during-restart = off$over"
     start --hold-vip off "$@" || return
     local a b; a=$(holder); b=$(other "$a")
@@ -180,9 +195,22 @@ scenario_crash_hold_off() { # [--tcp]
         sh -c "! grep -qE 'peer-diverged|peer-channel' $LAB/$a/alerts.log $LAB/$b/alerts.log"
     finish "crash, restart, hold-vip off$over"
     expect "hold off: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
-    [ -z "$over" ] || tcp_only_proof
+    variant_proof "${1:-}"
 }
 scenario_crash_tcp() { scenario_crash_hold_off --tcp; }
+scenario_crash_fifo() { scenario_crash_hold_off --fifo; }
+
+# --fifo: each node's hook read keepalived's FIFO (one long-lived process), and the
+# events it applied came from there, none from a forked per-event hook.
+fifo_only_proof() {
+    local n
+    for n in node1 node2; do
+        expect "fifo: $n's hook read its events from keepalived's FIFO" \
+            grep -q "reading keepalived's events from $RUN/$n/km/notify.fifo" "$LAB/$n/keepalived-mysql.log"
+        expect "fifo: $n's hook is one process, still running" \
+            [ "$(pgrep -fc "keepalived-mysql-notify --fifo $RUN/$n/km/notify.fifo")" = 1 ]
+    done
+}
 
 # --tcp: our programs did all of it over TLS (their accounts REQUIRE SSL, the socket is
 # closed to the script user), so the servers accepted TLS logins, and the hooks logged
@@ -300,8 +328,8 @@ scenario_drain() {
     expect "drain: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
 }
 
-scenario_switchover() { # [--tcp]
-    local over=${1:+, over TCP with TLS}
+scenario_switchover() { # [--tcp|--fifo]
+    local over; over=$(variant "${1:-}")
     echo "# planned switchover with keepalived-mysql switchover$over"
     start "$@" || return
     local a b rc; a=$(holder); b=$(other "$a")
@@ -322,9 +350,10 @@ scenario_switchover() { # [--tcp]
     expect "switchover: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
     expect "switchover: status on $b says healthy pair afterwards" wait_for 15 sh -c \
         "ip netns exec $b keepalived-mysql status | head -n 1 | grep -qx 'healthy pair'"
-    [ -z "$over" ] || tcp_only_proof
+    variant_proof "${1:-}"
 }
 scenario_switchover_tcp() { scenario_switchover --tcp; }
+scenario_switchover_fifo() { scenario_switchover --fifo; }
 
 # The standby stops receiving (its IO thread unaware); the active node takes writes
 # (acknowledged, never replicated), then crashes and is restarted: its orphans must not
@@ -654,9 +683,9 @@ scenario_vrrp_partition() {
 # One-way loss: the standby hears no adverts and becomes MASTER; the old master hears
 # its lower-priority adverts and re-asserts (notify_master_rx_lower_pri), every advert.
 # The two promotions fence each other; at most one may stay writable.
-scenario_vrrp_one_way() {
-    echo "# partition: VRRP adverts lost one way (the standby hears none), MySQL flowing"
-    start || return
+scenario_vrrp_one_way() { # [--fifo]: MASTER_RX_LOWER_PRI comes through the FIFO
+    echo "# partition: VRRP adverts lost one way (the standby hears none), MySQL flowing$(variant "${1:-}")"
+    start "$@" || return
     local a b; a=$(holder); b=$(other "$a")
     local fa fb
     fa=$(grep -c "fenced (read-only" "$LAB/$a/keepalived-mysql.log")
@@ -678,9 +707,11 @@ scenario_vrrp_one_way() {
     expect "one-way healed: one VIP holder" wait_for 15 one_vip
     local h; h=$(holder)
     expect "one-way healed: writes flow through the holder ($h)" wait_for 20 writes_via "$h"
-    finish "partition: VRRP adverts lost one way, then healed"
+    finish "partition: VRRP adverts lost one way, then healed$(variant "${1:-}")"
     expect "one-way: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
+    variant_proof "${1:-}"
 }
+scenario_vrrp_one_way_fifo() { scenario_vrrp_one_way --fifo; }
 
 # No tool can fence here without a third vote: both nodes reach the client and the
 # witness, neither reaches the other. Measured and reported, not hidden.
@@ -765,7 +796,8 @@ export LAB_SKIP_DEPS=1
 # SCENARIOS="drain sigstop" tests/failover.sh runs a subset.
 ALL=(crash_hold_on crash_hold_off crash_no_restart sigstop sigstop_hold_on broken_standby drain
     switchover orphans ghosts_truncated ghosts_kept ghosts_unacked isolated_active isolated_standby
-    vrrp_partition vrrp_one_way full_split demotion_kills_sessions hard_crash_async hard_crash_semi crash_tcp switchover_tcp)
+    vrrp_partition vrrp_one_way full_split demotion_kills_sessions hard_crash_async hard_crash_semi crash_tcp switchover_tcp
+    crash_fifo switchover_fifo vrrp_one_way_fifo)
 if [ -n "${SCENARIOS:-}" ]; then read -r -a ALL <<< "$SCENARIOS"; fi
 for s in "${ALL[@]}"; do
     "scenario_$s"

@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, sleep};
@@ -1067,4 +1068,103 @@ fn a_fenced_vip_holder_is_promoted_again_only_when_nobody_writes() {
     assert!(!read_only(&b), "{}", nb.log());
     assert!(read_only(&a));
     assert!(nb.log().contains("promoting again"), "{}", nb.log());
+}
+
+/// keepalived's vrrp_notify_fifo_script: one process reads the FIFO and applies events
+/// strictly in order; a promotion still catching up gives way to the demotion queued
+/// behind it; STOP lines written after keepalived's SIGTERM are still applied; the
+/// process ends when keepalived closes the FIFO.
+#[test]
+fn the_fifo_mode_applies_events_in_order() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (a, b) = pair();
+    with_app_table(&a, &b);
+    b.exec("SET GLOBAL read_only = ON");
+    let nb = node(&b, false, "vip =\ncatchup-timeout = 20s");
+    let fifo = nb.path("notify.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let mut hook = Command::new(notify_bin())
+        .arg(format!("--defaults-file={}", nb.cnf.display()))
+        .args(["--fifo"])
+        .arg(&fifo)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    // keepalived opens it read-write and non-blocking, and keeps it open.
+    let mut w = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let wait = |what: &str, f: &dyn Fn() -> bool| {
+        let t = Instant::now();
+        while !f() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "{what}: {}",
+                nb.log()
+            );
+            sleep(Duration::from_millis(20));
+        }
+    };
+    writeln!(w, "INSTANCE \"VI_1\" BACKUP 100").unwrap();
+    writeln!(w, "INSTANCE \"VI_1\" MASTER 100").unwrap();
+    wait("promoted", &|| !read_only(&b));
+    // A backlog the promotion must wait for, then a demotion right behind it: the
+    // promotion gives way, the demotion follows, nothing is left writable.
+    b.exec("STOP SLAVE SQL_THREAD; SET GLOBAL read_only = ON");
+    backlog(&a, 5);
+    let t = Instant::now();
+    writeln!(w, "INSTANCE \"VI_1\" MASTER 100").unwrap();
+    sleep(Duration::from_millis(300));
+    writeln!(w, "INSTANCE \"VI_1\" FAULT 0").unwrap();
+    writeln!(w, "INSTANCE \"VI_1\" MASTER_PRIORITY 98").unwrap();
+    wait("the FAULT applied", &|| {
+        nb.notify_state()["state"] == "FAULT"
+    });
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the demotion waited for the promotion's catch-up"
+    );
+    assert!(read_only(&b));
+    let h = nb.notify_state()["history"].as_array().unwrap().clone();
+    let events: Vec<&str> = h.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["BACKUP", "MASTER", "MASTER", "FAULT"], "{h:?}");
+    assert_eq!(h[2]["action"], "superseded", "{h:?}");
+    b.exec("START SLAVE SQL_THREAD");
+
+    // keepalived's shutdown: SIGTERM first, then the STOP lines, then the FIFO closes.
+    writeln!(w, "INSTANCE \"VI_1\" MASTER_RX_LOWER_PRI 100").unwrap();
+    wait("re-asserted", &|| !read_only(&b));
+    unsafe { libc::kill(hook.id() as i32, libc::SIGTERM) };
+    sleep(Duration::from_millis(200));
+    writeln!(w, "INSTANCE \"VI_1\" STOP 100").unwrap();
+    wait("STOP applied", &|| {
+        nb.notify_state()["state"] == "STOP" && read_only(&b)
+    });
+    drop(w);
+    let t = Instant::now();
+    while hook.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "did not end when the FIFO closed"
+        );
+        sleep(Duration::from_millis(20));
+    }
+    assert!(hook.wait().unwrap().success());
+    assert!(
+        nb.log().contains("keepalived closed the FIFO"),
+        "{}",
+        nb.log()
+    );
+
+    // Not a FIFO: refused with a one-line error and the configuration exit code.
+    let r = nb.notify(&["--fifo", nb.cnf.to_str().unwrap()]);
+    assert_eq!(r.code, 3, "{r:?}");
 }

@@ -376,10 +376,21 @@ fn reset_clears_a_give_up_and_says_what_it_cleared() {
 
 /// A keepalived.conf like the sample, with its scripts at `bin` (root-owned copies).
 fn keepalived_conf(dir: &Path, bin: &Path, body_edit: impl Fn(String) -> String) -> PathBuf {
-    let sample = fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/keepalived/keepalived.conf"
-    ))
+    sample_conf("keepalived.conf", dir, bin, body_edit)
+}
+
+/// The shipped sample `name` (in keepalived/), edited, with its scripts at `bin`.
+fn sample_conf(
+    name: &str,
+    dir: &Path,
+    bin: &Path,
+    body_edit: impl Fn(String) -> String,
+) -> PathBuf {
+    let sample = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("keepalived")
+            .join(name),
+    )
     .unwrap()
     .replace("/usr/sbin/", &format!("{}/", bin.display()));
     let p = dir.join("keepalived.conf");
@@ -579,6 +590,52 @@ fn lint_passes_the_sample_and_names_each_trap_with_its_line() {
         "{}",
         r.stdout
     );
+
+    // The FIFO sample is clean too; its traps are named.
+    let fifo = |edit: &dyn Fn(String) -> String| {
+        sample_conf("keepalived-fifo.conf", tmp.path(), &bin, edit)
+    };
+    let r = lint(&node, &fifo(&|s| s), "node1");
+    assert_eq!(r.code, 0, "the FIFO sample is clean: {}", r.stdout);
+    type FifoCase<'a> = (&'a str, &'a dyn Fn(String) -> String, &'a str);
+    let fifo_cases: [FifoCase; 3] = [
+        (
+            "FIFO and notify both",
+            &|s| {
+                s.replace(
+                    "    # FIFO: no notify lines here.",
+                    "    notify \"BIN/keepalived-mysql-notify\"\n    # FIFO:",
+                )
+            },
+            "applied twice, out of order",
+        ),
+        (
+            "FIFO script without --fifo",
+            &|s| {
+                s.replace(
+                    "keepalived-mysql-notify --fifo\"",
+                    "keepalived-mysql-notify\"",
+                )
+            },
+            "without --fifo at the end",
+        ),
+        (
+            "FIFO script without the FIFO",
+            &|s| {
+                s.replace(
+                    "    vrrp_notify_fifo /run/keepalived-mysql/notify.fifo\n",
+                    "",
+                )
+            },
+            "without vrrp_notify_fifo",
+        ),
+    ];
+    for (name, edit, message) in fifo_cases {
+        let conf = fifo(&|s| edit(s).replace("BIN", &bin.display().to_string()));
+        let r = lint(&node, &conf, "node1");
+        assert_eq!(r.code, 45, "{name}: {}", r.stdout);
+        assert!(r.stdout.contains(message), "{name}: {}", r.stdout);
+    }
 
     // The script user cannot read the option file.
     fs::set_permissions(&node.cnf, fs::Permissions::from_mode(0o600)).unwrap();

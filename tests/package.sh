@@ -76,6 +76,11 @@ is "operator command --version" "$(/usr/bin/keepalived-mysql --version)" "keepal
 check "man page keepalived-mysql(1)" man -w 1 keepalived-mysql
 # lint passes the installed sample with the installed option file, and catches a trap.
 check "lint: the sample config is clean" /usr/bin/keepalived-mysql lint "$ex" --config-id node1
+fx=/usr/share/doc/keepalived-mysql/examples/keepalived-fifo.conf
+check "lint: the FIFO sample config is clean" /usr/bin/keepalived-mysql lint "$fx" --config-id node1
+sed 's/script_user keepalived_script/script_user root/' "$fx" > "$tmp/strict-fifo.conf"
+keepalived -t -f "$tmp/strict-fifo.conf" -i node1 > "$tmp/out" 2>&1 && rc=0 || rc=$?
+is "keepalived -t on the FIFO sample config" "$rc" 0
 sed '/enable_script_security/d' "$ex" > "$tmp/nosec.conf"
 /usr/bin/keepalived-mysql lint "$tmp/nosec.conf" --config-id node1 > "$tmp/out" 2>&1 && rc=0 || rc=$?
 check "lint: a config without script security is an error (exit 45)" \

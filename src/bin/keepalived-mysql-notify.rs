@@ -37,6 +37,10 @@ struct Cli {
     /// resume fetching from it once it holds nothing this node lacks
     #[arg(long, conflicts_with = "from_check")]
     watch_peer: bool,
+    /// Run as keepalived's vrrp_notify_fifo_script: read events from this FIFO, in
+    /// order, until keepalived closes it (keepalived appends the path itself)
+    #[arg(long, value_name = "FIFO", conflicts_with_all = ["from_check", "watch_peer"])]
+    fifo: Option<std::path::PathBuf>,
     /// MASTER, BACKUP, FAULT, STOP (any case), or keepalived's four notify arguments
     #[arg(value_name = "EVENT", num_args = 0..=4)]
     event: Vec<String>,
@@ -55,6 +59,21 @@ fn main() -> ExitCode {
             Err(e) => {
                 log.log(Severity::Err, &e);
                 ExitCode::from(Class::Internal.code())
+            }
+        };
+    }
+    if let Some(path) = &cli.fifo {
+        let log = Logger::new(PROGRAM, &settings);
+        if !cli.event.is_empty() {
+            eprintln!("{PROGRAM}: --fifo takes no EVENT arguments");
+            return ExitCode::from(Class::Usage.code());
+        }
+        return match keepalived_mysql::fifo::serve(&settings, &log, path, &cli.common.file_args()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                log.log(Severity::Err, &format!("--fifo: {e}"));
+                eprintln!("{PROGRAM}: --fifo: {e}");
+                ExitCode::from(Class::Config.code())
             }
         };
     }

@@ -482,6 +482,40 @@ pub fn lint(items: &[Item], ctx: &Context) -> Vec<Finding> {
         );
     }
 
+    // The notify hook on keepalived's event FIFO: keepalived appends the FIFO's path to
+    // the command, which must therefore end with --fifo, and starts it only with the
+    // FIFO itself configured.
+    let mut fifo_hook = None;
+    for (script_key, fifo_key) in [
+        ("vrrp_notify_fifo_script", "vrrp_notify_fifo"),
+        ("notify_fifo_script", "notify_fifo"),
+    ] {
+        let Some(item) = in_globals(script_key) else {
+            continue;
+        };
+        let line = item.words[1..].join(" ");
+        if program(&line).1 != Some(NOTIFY_BIN) {
+            continue;
+        }
+        script_owner(program(&line).0, &item.at, &mut err);
+        if line.split_whitespace().last() != Some("--fifo") {
+            err(
+                &item.at,
+                format!(
+                    "{script_key} runs {NOTIFY_BIN} without --fifo at the end: keepalived \
+                     appends the FIFO's path, which would be taken for an event"
+                ),
+            );
+        }
+        if in_globals(fifo_key).is_none() {
+            err(
+                &item.at,
+                format!("{script_key} without {fifo_key}: keepalived would never start it"),
+            );
+        }
+        fifo_hook = Some(script_key);
+    }
+
     for inst in items.iter().filter(|i| i.key() == "vrrp_instance") {
         let name = inst.arg(1).unwrap_or("?");
         let nopreempt = inst.find("nopreempt");
@@ -563,6 +597,16 @@ pub fn lint(items: &[Item], ctx: &Context) -> Vec<Finding> {
                     && program(&i.words[1..].join(" ")).1 == Some(NOTIFY_BIN)
             })
             .collect();
+        if let (Some(key), Some(n)) = (fifo_hook, notifies.first()) {
+            err(
+                &n.at,
+                format!(
+                    "{name}: {NOTIFY_BIN} is configured both as '{}' and as {key}: every \
+                     transition would be applied twice, out of order",
+                    n.key()
+                ),
+            );
+        }
         let generic = notifies.iter().any(|i| i.key() == "notify");
         let per_state: Vec<&&Item> = notifies
             .iter()
