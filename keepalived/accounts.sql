@@ -19,12 +19,13 @@ GRANT READ_ONLY ADMIN, CONNECTION ADMIN, PROCESS, SLAVE MONITOR, REPLICATION SLA
 -- The "diverged" marker a promoted node writes for a peer it will not fetch from.
 GRANT SELECT, INSERT, CREATE ON keepalived_mysql.*
     TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
--- Scheduled events follow the writer (handle-events): ALTER EVENT keeping the definer,
--- out of the binary log.
-GRANT EVENT, SET USER, BINLOG ADMIN ON *.*
-    TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
-GRANT SELECT ON mysql.event
-    TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
+-- Only with handle-events = on (off by default): scheduled events follow the writer,
+-- ALTER EVENT keeping the definer, out of the binary log. EVENT with SET USER lets this
+-- account create an event that runs as any user: it is then as strong as root.
+-- GRANT EVENT, SET USER, BINLOG ADMIN ON *.*
+--     TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
+-- GRANT SELECT ON mysql.event
+--     TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
 
 -- Replication between the two masters.
 CREATE USER 'repl'@'192.0.2.%' IDENTIFIED BY 'change-me-repl';
@@ -48,7 +49,8 @@ SET sql_log_bin = 1;
 --       TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
 --   GRANT SELECT, INSERT, CREATE ON keepalived_mysql.*
 --       TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
---   -- scheduled events (SET_ANY_DEFINER instead of SET_USER_ID on 8.2 and later):
+--   -- only with handle-events = on (SET_ANY_DEFINER instead of SET_USER_ID on 8.2 and
+--   -- later; SYSTEM_USER too for events defined by such users):
 --   GRANT EVENT, SET_USER_ID, SESSION_VARIABLES_ADMIN ON *.*
 --       TO 'keepalived_notify'@'localhost', 'keepalived_notify'@'192.0.2.%';
 --   -- the replica's view at promotion (received heartbeats):

@@ -471,6 +471,12 @@ pub fn judge(s: &CheckSettings, role: (Role, RoleSource), obs: Observation) -> V
     };
 
     if role.0 == Role::Active {
+        // Before any verdict: a run that fails for another reason still saw it.
+        v.semi_sync = obs.semi_sync;
+        v.notes.extend(obs.semi_sync_note.clone());
+        if obs.semi_sync.is_some_and(SemiSync::fallen_back) {
+            v.warnings.push(SEMI_SYNC_FALLBACK.into());
+        }
         if let Some(r) = &obs.replica {
             // Replication trouble on the active node is the standby's problem to report:
             // failing here would move the VIP to the node that is behind.
@@ -489,10 +495,6 @@ pub fn judge(s: &CheckSettings, role: (Role, RoleSource), obs: Observation) -> V
                 .notes
                 .push("read_only=ON on the node holding the VIP".into()),
             _ => {}
-        }
-        v.semi_sync = obs.semi_sync;
-        if obs.semi_sync.is_some_and(SemiSync::fallen_back) {
-            v.warnings.push(SEMI_SYNC_FALLBACK.into());
         }
         v.reason = if obs.write.is_some() {
             "active: server answers and commits".into()
@@ -717,7 +719,9 @@ fn warning_transitions(
     now: f64,
 ) -> Option<f64> {
     let is = v.warnings.iter().any(|w| w == SEMI_SYNC_FALLBACK);
-    let saw = v.server_id.is_some();
+    // Seen only when the status was read (an active node's run that got that far), or
+    // on a standby, which has nothing to fall back from.
+    let saw = v.semi_sync.is_some() || (v.role == Role::Standby && v.server_id.is_some());
     let (sev, event, msg) = match (since, is) {
         (Some(t), true) => return Some(t),
         (None, false) => return None,

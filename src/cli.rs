@@ -327,6 +327,9 @@ pub struct NotifyArgs {
     /// Scheduled events follow the writer: on or off
     #[arg(long, value_name = "ON|OFF")]
     pub handle_events: Option<String>,
+    /// With --fifo: act only on this VRRP instance's lines
+    #[arg(long, value_name = "NAME")]
+    pub vrrp_instance: Option<String>,
     /// On FAULT, also run keepalived-mysql-restart (root only)
     #[arg(long, value_name = "ON|OFF", value_parser = ["on", "off"], ignore_case = true)]
     pub restart_on_fault: Option<String>,
@@ -353,6 +356,7 @@ impl NotifyArgs {
             ("peer-port", &self.peer_port),
             ("keep-sessions-of", &self.keep_sessions_of),
             ("handle-events", &self.handle_events),
+            ("vrrp-instance", &self.vrrp_instance),
             ("restart-on-fault", &self.restart_on_fault),
             ("alert-interval", &self.alert_interval),
             ("max-promotions", &self.max_promotions),

@@ -39,6 +39,24 @@ pub fn spawn_detached(
     Ok(child.id())
 }
 
+/// Starts another of our programs in a process group of its own, for a caller that
+/// waits for it (keepalived's group kill of the caller must not take it along).
+pub fn sibling_child(program: &str, args: &[String]) -> Result<std::process::Child, String> {
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(program)))
+        .ok_or_else(|| format!("cannot locate {program}"))?;
+    Command::new(&exe)
+        .args(args)
+        .current_dir("/")
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", exe.display()))
+}
+
 /// Starts another of our programs, from the directory this one runs from, detached.
 /// Returns the argv, for the log line.
 pub fn spawn_sibling(program: &str, args: &[String]) -> Result<Vec<String>, String> {

@@ -67,6 +67,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "peer-port",
     "keep-sessions-of",
     "handle-events",
+    "vrrp-instance",
     "restart-on-fault",
     "witness",
     "isolation-timeout",
@@ -217,8 +218,11 @@ pub struct NotifySettings {
     pub peer_host: Option<IpAddr>,
     pub peer_port: u16,
     pub keep_sessions_of: Vec<String>,
-    /// Scheduled events follow the writer (`handle-events`, default on).
+    /// Scheduled events follow the writer (`handle-events`, default off: it needs
+    /// privileges that make the notify account as strong as any event definer).
     pub handle_events: bool,
+    /// FIFO mode: only this instance's lines act (`vrrp-instance`); unset: all.
+    pub vrrp_instance: Option<String>,
     pub restart_on_fault: bool,
     /// The promotion brake: at most this many promotions per window (0: no brake).
     pub max_promotions: u32,
@@ -309,6 +313,7 @@ program_settings!(NotifySettings, "keepalived-mysql-notify", |v| {
         peer_port: v.peer_port,
         keep_sessions_of: v.keep_sessions_of,
         handle_events: v.handle_events,
+        vrrp_instance: v.vrrp_instance,
         restart_on_fault: v.restart_on_fault,
         max_promotions: v.max_promotions,
         promotion_window: v.promotion_window,
@@ -342,6 +347,7 @@ pub struct Values {
     peer_port: u16,
     keep_sessions_of: Vec<String>,
     handle_events: bool,
+    vrrp_instance: Option<String>,
     restart_on_fault: bool,
     witnesses: Vec<SocketAddr>,
     isolation_timeout: Duration,
@@ -397,7 +403,8 @@ impl Default for Values {
             peer_host: None,
             peer_port: 3306,
             keep_sessions_of: Vec::new(),
-            handle_events: true,
+            handle_events: false,
+            vrrp_instance: None,
             restart_on_fault: false,
             witnesses: Vec::new(),
             isolation_timeout: Duration::from_secs(2),
@@ -646,6 +653,9 @@ impl Values {
             }
             "restart-on-fault" => self.restart_on_fault = parse_bool(key, v).map_err(bad)?,
             "handle-events" => self.handle_events = parse_bool(key, v).map_err(bad)?,
+            "vrrp-instance" => {
+                self.vrrp_instance = (!v.is_empty()).then(|| v.to_string())
+            }
             "alert-interval" => self.alert_interval = parse_duration(v).map_err(bad)?,
             "catchup-timeout" => self.catchup_timeout = parse_duration(v).map_err(bad)?,
             "on-catchup-timeout" => {
@@ -996,7 +1006,7 @@ mod tests {
     #[test]
     fn every_known_key_parses() {
         let sample = |k: &str| match k {
-            "user" | "password" | "keep-sessions-of" => "x",
+            "user" | "password" | "keep-sessions-of" | "vrrp-instance" => "x",
             "socket"
             | "runtime-dir"
             | "log-file"

@@ -63,6 +63,21 @@ pub fn switch(
             }
         ),
     };
+    if flavor == Flavor::MySQL {
+        // information_schema shows only the events we may see: an empty answer without
+        // the EVENT privilege would look like "no events".
+        let r = conn
+            .query(
+                "SELECT COUNT(*) AS n FROM information_schema.USER_PRIVILEGES \
+                 WHERE PRIVILEGE_TYPE = 'EVENT' AND GRANTEE = CONCAT('\\'', \
+                 SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '\\'@\\'', \
+                 SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '\\'')",
+            )
+            .map_err(|e| format!("cannot read our own privileges: {e}"))?;
+        if r.get(0, "n") != Some("1") {
+            return Err("the notify account lacks EVENT ON *.*: its events cannot be seen".into());
+        }
+    }
     let rows = conn.query(&list).map_err(|e| {
         format!("cannot list scheduled events: {e} (the notify account needs SELECT ON mysql.event and EVENT ON *.*)")
     })?;

@@ -7,9 +7,10 @@
 //! keepalived writes without blocking and drops lines while the FIFO is full, so one
 //! thread only reads: it records each event at once (its sequence number, and read_only
 //! for a demotion whose VIP is gone, exactly as a forked hook does first) and queues it.
-//! Another acts on the queue, one event at a time. A promotion still waiting for its
-//! catch-up sees the newer event in the record and gives way, as it does when hooks are
-//! forked; the queue then brings the newer event next.
+//! Another applies the queue one event at a time, each in a child of its own (see
+//! `serve`). A promotion still waiting for its catch-up sees the newer event in the
+//! record and gives way, as it does when hooks are forked; the queue then brings the
+//! newer event next.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -19,13 +20,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::command;
 use crate::config::NotifySettings;
 use crate::log::{Logger, Severity};
-use crate::notify::{self, Event, Outcome, VrrpState};
-
-/// After keepalived's SIGTERM: it writes the STOP lines next and then closes the FIFO.
-/// Should it not close it, we end this long after the TERM anyway.
-const AFTER_TERM: Duration = Duration::from_secs(3);
+use crate::notify::{self, Event, VrrpState};
 
 static TERM: AtomicBool = AtomicBool::new(false);
 
@@ -91,11 +89,19 @@ pub fn parse_line(line: &str) -> Result<Line, String> {
 }
 
 /// Serves the FIFO until keepalived closes it. `Err`: it could not be read at all.
+///
+/// Each event is applied by a child (`--recorded`), in a process group of its own and
+/// waited for before the next: keepalived SIGKILLs this process's group about a second
+/// after its SIGTERM, on a stop and on a reload alike, and a promotion catching up or a
+/// demotion waiting for mysqld must survive that, as forked hooks do. Each child reads
+/// the option file afresh and starts its own clock. After the SIGTERM nothing is
+/// waited for: the STOP lines that follow are started at once (a running promotion sees
+/// them recorded and gives way), before the SIGKILL comes.
 pub fn serve(
     s: &NotifySettings,
     log: &Logger,
     path: &Path,
-    restart_args: &[String],
+    file_args: &[String],
 ) -> Result<(), String> {
     // Refuse anything but a FIFO (a regular file there would be read once and "closed").
     let meta = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -112,6 +118,9 @@ pub fn serve(
         Severity::Notice,
         &format!("reading keepalived's events from {}", path.display()),
     );
+    // The children get our own command line (option files and flags alike) without
+    // --fifo and its path.
+    let base = without_fifo(std::env::args().skip(1));
     let (tx, rx) = mpsc::channel::<notify::Received>();
     std::thread::scope(|scope| {
         scope.spawn(move || {
@@ -129,11 +138,19 @@ pub fn serve(
                     }
                 }
                 match parse_line(&line) {
+                    Ok(Line::Event(ev)) if !for_us(s, &ev) => log.log(
+                        Severity::Info,
+                        &format!(
+                            "FIFO: {} {} is not vrrp-instance {}: ignored",
+                            ev.instance.as_deref().unwrap_or("?"),
+                            ev.state.name(),
+                            s.vrrp_instance.as_deref().unwrap_or("?")
+                        ),
+                    ),
                     Ok(Line::Event(ev)) => {
                         notify::prepare(s, log);
                         // Stale or unrecordable: receive said why.
-                        if let Ok(r) =
-                            notify::receive(s, log, ev, false, Instant::now(), restart_args)
+                        if let Ok(r) = notify::receive(s, log, ev, false, Instant::now(), file_args)
                         {
                             if tx.send(r).is_err() {
                                 break;
@@ -146,31 +163,34 @@ pub fn serve(
             }
             drop(tx);
         });
-        let mut term_at: Option<Instant> = None;
         loop {
-            match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(r) => {
-                    let state = r.state();
-                    let outcome = notify::act(s, log, r, false, restart_args);
-                    if outcome != Outcome::Done && outcome != Outcome::Ignored {
-                        log.log(
-                            Severity::Info,
-                            &format!("FIFO: {} ended: {outcome:?}", state.name()),
-                        );
-                    }
-                }
+            let r = match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(r) => r,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-            }
-            if TERM.load(Ordering::SeqCst) {
-                let t = *term_at.get_or_insert_with(Instant::now);
-                if t.elapsed() >= AFTER_TERM {
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            };
+            let mut args = base.clone();
+            args.extend(r.args());
+            let mut child = match command::sibling_child(notify::PROGRAM, &args) {
+                Ok(c) => c,
+                Err(e) => {
+                    // Not applied at all is worse than applied out of our process: the
+                    // record has it, and a demotion must happen.
                     log.log(
-                        Severity::Notice,
-                        "FIFO: keepalived asked us to stop and did not close the FIFO: exiting",
+                        Severity::Err,
+                        &format!("FIFO: {}: {e}; acting in this process", r.state().name()),
                     );
-                    // The reader blocks on the FIFO: leave without joining it.
-                    std::process::exit(0);
+                    notify::act(s, log, r, false, file_args);
+                    continue;
+                }
+            };
+            // In order: the next event starts once this one is done, unless keepalived
+            // is stopping us.
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if TERM.load(Ordering::SeqCst) => break,
+                    Ok(None) => std::thread::sleep(Duration::from_millis(10)),
                 }
             }
         }
@@ -179,9 +199,49 @@ pub fn serve(
     Ok(())
 }
 
+fn without_fifo(args: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for a in args {
+        if skip {
+            skip = false;
+        } else if a == "--fifo" {
+            skip = true;
+        } else if !a.starts_with("--fifo=") {
+            out.push(a);
+        }
+    }
+    out
+}
+
+/// With `vrrp-instance` set, only that instance's lines act: the FIFO carries every
+/// instance of this keepalived.
+fn for_us(s: &NotifySettings, ev: &Event) -> bool {
+    match (&s.vrrp_instance, &ev.instance) {
+        (Some(want), Some(i)) => i.strip_prefix("INSTANCE ") == Some(want.as_str()),
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn children_get_our_flags_without_the_fifo() {
+        let a = |v: &[&str]| without_fifo(v.iter().map(|s| s.to_string()));
+        assert_eq!(
+            a(&[
+                "--defaults-file=/x",
+                "--catchup-timeout",
+                "5s",
+                "--fifo",
+                "/run/f"
+            ]),
+            ["--defaults-file=/x", "--catchup-timeout", "5s"]
+        );
+        assert_eq!(a(&["--fifo=/run/f", "-v"]), ["-v"]);
+    }
 
     #[test]
     fn lines_as_keepalived_writes_them() {

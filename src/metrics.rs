@@ -13,7 +13,7 @@ use crate::state::restart::{Phase, RestartState};
 use crate::verdict::{Class, Verdict};
 
 /// The VRRP states the notify hook records, for the one-hot gauge.
-const VRRP_STATES: [&str; 4] = ["MASTER", "BACKUP", "FAULT", "STOP"];
+const VRRP_STATES: [&str; 5] = ["MASTER", "BACKUP", "FAULT", "STOP", "DELETED"];
 const PHASES: [(Phase, &str); 3] = [
     (Phase::Idle, "idle"),
     (Phase::Restarting, "restarting"),
@@ -187,7 +187,7 @@ pub fn render(
         o.head(
             "notify_transitions_total",
             "counter",
-            "Events the notify hook received, by VRRP state.",
+            "Events the notify hook received, by VRRP state (stale ones and re-assertions included).",
         );
         for st in VRRP_STATES {
             let count = n.transitions.get(st).copied().unwrap_or(0);
@@ -200,7 +200,7 @@ pub fn render(
         if let Some(ms) = n.last_catchup_ms {
             o.gauge(
                 "last_promotion_catchup_seconds",
-                "How long the last promotion waited for catch-up before opening writes.",
+                "How long the last promotion waited for catch-up (whether it then opened writes or stayed read-only).",
                 ms / 1000.0,
             );
         }

@@ -396,6 +396,48 @@ impl Received {
     pub fn state(&self) -> VrrpState {
         self.event.state
     }
+
+    /// The arguments that make another process act on this recorded event (the
+    /// `--recorded` run the FIFO mode starts): `--recorded SEQ` (0: unrecorded), then
+    /// the event as keepalived's notify passes it.
+    pub fn args(&self) -> Vec<String> {
+        let (kind, name) = self
+            .event
+            .instance
+            .as_deref()
+            .and_then(|i| i.split_once(' '))
+            .unwrap_or(("INSTANCE", "?"));
+        let mut a = vec![
+            "--recorded".to_string(),
+            self.seq.unwrap_or(0).to_string(),
+            kind.to_string(),
+            name.to_string(),
+            self.event.state.name().to_string(),
+        ];
+        a.extend(self.event.priority.map(|p| p.to_string()));
+        a
+    }
+}
+
+/// Acts on an event another process recorded (`--recorded SEQ`; 0: it could not be
+/// recorded). Its clock starts now: queue time does not eat its budgets.
+pub fn act_recorded(
+    s: &NotifySettings,
+    log: &Logger,
+    event: Event,
+    seq: u64,
+    restart_args: &[String],
+) -> Outcome {
+    prepare(s, log);
+    let r = Received {
+        event,
+        seq: (seq > 0).then_some(seq),
+        start: Instant::now(),
+        // Set again in any case: the early read_only of the reader took no lock, and a
+        // promotion may have opened writes after it.
+        early_read_only: false,
+    };
+    act(s, log, r, false, restart_args)
 }
 
 /// Records the event with its sequence number, after setting read_only at once when
@@ -963,7 +1005,31 @@ const SYSTEM_USERS: &[&str] = &["system user", "event_scheduler", "unauthenticat
 /// Scheduled events follow the writer (see `events`), after the step that matters:
 /// a failure is logged and alerted, and changes nothing else.
 fn follow_events(ctx: &Ctx, conn: &mut Connection, how: events::Switch, name: &str) {
-    if !ctx.s.handle_events {
+    // STOP: keepalived kills the hook at 1 s; the next start's BACKUP parks them.
+    if !ctx.s.handle_events || ctx.event.state == VrrpState::Stop {
+        return;
+    }
+    // Under the lock, and only while our event is the newest and the VIP agrees: a late
+    // promotion must not enable events on a node demoted meanwhile (a fork), nor a late
+    // demotion park the new master's.
+    let _lock = match acquire(ctx.s, ctx.lock_wait()) {
+        Ok(l) => l,
+        Err(e) => {
+            ctx.log.log(
+                Severity::Err,
+                &format!("{name}: scheduled events left as they are: {e}"),
+            );
+            return;
+        }
+    };
+    let vip_agrees = ctx.s.vip.is_none_or(|vip| {
+        role::local_addresses().contains(&vip) == (how == events::Switch::Resume)
+    });
+    if ctx.superseded() || !vip_agrees {
+        ctx.log.log(
+            Severity::Notice,
+            &format!("{name}: scheduled events left as they are: a newer event or the VIP moved"),
+        );
         return;
     }
     let keep_off = || {

@@ -55,6 +55,8 @@ pub struct Observation {
     pub diverged: Option<String>,
     /// Active node only: semi-synchronous replication as the source sees it.
     pub semi_sync: Option<SemiSync>,
+    /// Why the semi-sync status could not be read (MySQL without performance_schema).
+    pub semi_sync_note: Option<String>,
 }
 
 /// Semi-sync on the source side: `enabled` is the setting, `active` whether commits
@@ -102,6 +104,7 @@ pub fn observe(
     let dialect = conn.dialect.clone();
     // No write allowed on the active node: no heartbeat statement at all this run.
     let heartbeat = plan.heartbeat.filter(|_| !plan.active || plan.may_write);
+    let mut semi_note = None;
     let mut sql = format!(
         "SELECT @@server_id AS id, @@read_only AS ro{}; {}",
         if plan.active {
@@ -127,7 +130,23 @@ pub fn observe(
         }
     }
 
-    let vars = conn.query(&sql).map_err(|e| classify(&e))?;
+    let vars = match conn.query(&sql) {
+        // MySQL: the status columns read performance_schema, which can be missing or
+        // closed to us (an upgrade without its tables, a revoked grant). That must
+        // never fail the check: the same request again without them, said in a note.
+        Err(WireError::Server { code, msg })
+            if plan.active
+                && dialect.flavor == Flavor::MySQL
+                && matches!(code, 1142 | 1143 | 1146 | 1682) =>
+        {
+            semi_note = Some(format!(
+                "semi-sync status not readable (error {code}: {msg}): not watched"
+            ));
+            let plain = sql.replacen(dialect.semi_sync_columns(), "", 1);
+            conn.query(&plain).map_err(|e| classify(&e))?
+        }
+        r => r.map_err(|e| classify(&e))?,
+    };
     let status = match conn.next_result() {
         Some(r) => r.map_err(|e| classify(&e))?,
         None => {
@@ -143,14 +162,12 @@ pub fn observe(
         stage.set(Stage::WriteProbe);
     }
     let mut obs = Observation {
+        semi_sync_note: semi_note,
         server_id: vars.get(0, "id").and_then(|v| v.parse().ok()).unwrap_or(0),
         read_only: vars.get(0, "ro") == Some("1"),
+        // Both known, or nothing said: a missing status row is not a fallback.
         semi_sync: match (on(vars.get(0, "semi_on")), on(vars.get(0, "semi_status"))) {
             (Some(enabled), Some(active)) => Some(SemiSync { enabled, active }),
-            (Some(enabled), None) => Some(SemiSync {
-                enabled,
-                active: false,
-            }),
             _ => None,
         },
         replica: dialect.status_from(&status),

@@ -867,12 +867,12 @@ fn scheduled_events_follow_the_writer() {
     );
 
     let (na, nb) = (
-        node(&a, false, ""),
+        node(&a, false, "handle-events = on"),
         node(
             &b,
             true,
             &format!(
-                "catchup-timeout = 10s\npeer-host = 127.0.0.1\npeer-port = {}",
+                "catchup-timeout = 10s\nhandle-events = on\npeer-host = 127.0.0.1\npeer-port = {}",
                 a.port
             ),
         ),
@@ -923,7 +923,7 @@ fn scheduled_events_follow_the_writer() {
     let alone = node(
         &b,
         true,
-        "catchup-timeout = 10s\npeer-host = 127.0.0.1\npeer-port = 1",
+        "catchup-timeout = 10s\nhandle-events = on\npeer-host = 127.0.0.1\npeer-port = 1",
     );
     assert_eq!(alone.notify(&["master"]).code, 0, "{}", alone.log());
     assert!(
@@ -956,7 +956,7 @@ fn an_event_step_without_privileges_is_said_and_changes_nothing_else() {
         "SET sql_log_bin = 0; REVOKE SELECT ON mysql.event FROM '{NOTIFY_USER}'@'localhost'; SET sql_log_bin = 1"
     ));
     b.exec("SET GLOBAL read_only = ON");
-    let nb = node(&b, true, "catchup-timeout = 10s");
+    let nb = node(&b, true, "catchup-timeout = 10s\nhandle-events = on");
     assert_eq!(nb.notify(&["master"]).code, 0, "{}", nb.log());
     assert!(!read_only(&b));
     assert!(
@@ -964,7 +964,8 @@ fn an_event_step_without_privileges_is_said_and_changes_nothing_else() {
         "{}",
         nb.log()
     );
-    let off = node(&b, true, "catchup-timeout = 10s\nhandle-events = off");
+    // Off by default (its privileges make the account as strong as any definer).
+    let off = node(&b, true, "catchup-timeout = 10s");
     assert_eq!(off.notify(&["master"]).code, 0);
     assert!(!off.log().contains("scheduled events"), "{}", off.log());
 }
@@ -1081,7 +1082,11 @@ fn the_fifo_mode_applies_events_in_order() {
     let (a, b) = pair();
     with_app_table(&a, &b);
     b.exec("SET GLOBAL read_only = ON");
-    let nb = node(&b, false, "vip =\ncatchup-timeout = 20s");
+    let nb = node(
+        &b,
+        false,
+        "vip =\ncatchup-timeout = 20s\nvrrp-instance = VI_1",
+    );
     let fifo = nb.path("notify.fifo");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -1116,6 +1121,12 @@ fn the_fifo_mode_applies_events_in_order() {
     writeln!(w, "INSTANCE \"VI_1\" BACKUP 100").unwrap();
     writeln!(w, "INSTANCE \"VI_1\" MASTER 100").unwrap();
     wait("promoted", &|| !read_only(&b));
+    // Another instance of this keepalived: its lines change nothing here.
+    writeln!(w, "INSTANCE \"VI_WEB\" BACKUP 100").unwrap();
+    wait("the other instance's line read", &|| {
+        nb.log().contains("VI_WEB BACKUP is not vrrp-instance VI_1")
+    });
+    assert!(!read_only(&b), "another instance's BACKUP demoted MySQL");
     // A backlog the promotion must wait for, then a demotion right behind it: the
     // promotion gives way, the demotion follows, nothing is left writable.
     b.exec("STOP SLAVE SQL_THREAD; SET GLOBAL read_only = ON");
@@ -1167,4 +1178,68 @@ fn the_fifo_mode_applies_events_in_order() {
     // Not a FIFO: refused with a one-line error and the configuration exit code.
     let r = nb.notify(&["--fifo", nb.cnf.to_str().unwrap()]);
     assert_eq!(r.code, 3, "{r:?}");
+}
+
+/// keepalived SIGKILLs the FIFO hook's process group about a second after its SIGTERM
+/// (on a stop and on a reload): a promotion still catching up must survive that, as a
+/// forked hook does, so each event runs in a group of its own.
+#[test]
+fn a_fifo_promotion_survives_the_kill_of_its_reader() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::process::CommandExt;
+    let (a, b) = pair();
+    with_app_table(&a, &b);
+    b.exec("SET GLOBAL read_only = ON; STOP SLAVE SQL_THREAD");
+    backlog(&a, 5);
+    let nb = node(&b, true, "catchup-timeout = 30s");
+    let fifo = nb.path("notify.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let mut hook = Command::new(notify_bin())
+        .arg(format!("--defaults-file={}", nb.cnf.display()))
+        .arg("--fifo")
+        .arg(&fifo)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut w = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    writeln!(w, "INSTANCE \"VI_1\" MASTER 100").unwrap();
+    let t = Instant::now();
+    while nb.notify_state()["state"] != "MASTER" && !nb.log().contains("waiting") {
+        if nb.notify_state()["history"]
+            .as_array()
+            .is_some_and(|h| !h.is_empty())
+        {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "{}", nb.log());
+        sleep(Duration::from_millis(20));
+    }
+    sleep(Duration::from_millis(500));
+    assert!(read_only(&b), "opened before the backlog was applied");
+    // keepalived's kill of the hook's group.
+    unsafe { libc::kill(-(hook.id() as i32), libc::SIGKILL) };
+    let _ = hook.wait();
+    drop(w);
+    b.exec("START SLAVE SQL_THREAD");
+    let t = Instant::now();
+    while read_only(&b) {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "the promotion died with its reader: {}",
+            nb.log()
+        );
+        sleep(Duration::from_millis(50));
+    }
+    assert_eq!(rows(&b), 5);
 }

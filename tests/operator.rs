@@ -598,7 +598,25 @@ fn lint_passes_the_sample_and_names_each_trap_with_its_line() {
     let r = lint(&node, &fifo(&|s| s), "node1");
     assert_eq!(r.code, 0, "the FIFO sample is clean: {}", r.stdout);
     type FifoCase<'a> = (&'a str, &'a dyn Fn(String) -> String, &'a str);
-    let fifo_cases: [FifoCase; 3] = [
+    let fifo_cases: [FifoCase; 5] = [
+        (
+            "FIFO hook on the global notify FIFO",
+            &|s| {
+                s.replace("    vrrp_notify_fifo_script", "    notify_fifo_script")
+                    .replace("    vrrp_notify_fifo /", "    notify_fifo /")
+            },
+            "also carries the checkers' lines",
+        ),
+        (
+            "FIFO hook with two instances and no vrrp-instance",
+            &|s| {
+                format!(
+                    "{s}\nvrrp_instance VI_WEB {{\n    state BACKUP\n    interface eth0\n    \
+                     virtual_router_id 52\n    priority 100\n}}\n"
+                )
+            },
+            "vrrp-instance is not set",
+        ),
         (
             "FIFO and notify both",
             &|s| {

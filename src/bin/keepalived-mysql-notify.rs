@@ -41,6 +41,10 @@ struct Cli {
     /// order, until keepalived closes it (keepalived appends the path itself)
     #[arg(long, value_name = "FIFO", conflicts_with_all = ["from_check", "watch_peer"])]
     fifo: Option<std::path::PathBuf>,
+    /// Set by --fifo: act on this event, which it recorded with this sequence number
+    /// (0: it could not be recorded)
+    #[arg(long, value_name = "SEQ", conflicts_with_all = ["from_check", "watch_peer", "fifo"])]
+    recorded: Option<u64>,
     /// MASTER, BACKUP, FAULT, STOP (any case), or keepalived's four notify arguments
     #[arg(value_name = "EVENT", num_args = 0..=4)]
     event: Vec<String>,
@@ -85,6 +89,12 @@ fn main() -> ExitCode {
         }
     };
     let log = Logger::new(PROGRAM, &settings);
+    if let Some(seq) = cli.recorded {
+        // Started by --fifo in a process group of its own: keepalived's kill of the
+        // FIFO reader does not reach it, so no 900 ms limit on STOP either.
+        let o = notify::act_recorded(&settings, &log, event, seq, &cli.common.file_args());
+        return ExitCode::from(o.code());
+    }
     if event.state == VrrpState::Stop {
         // keepalived SIGKILLs a STOP hook after 1 s: end on our own terms before that.
         let log = log.clone();

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::{CheckSettings, FileChoice, Program, DEFAULT_CONFIG};
+use crate::config::{CheckSettings, FileChoice, NotifySettings, Program, DEFAULT_CONFIG};
 
 pub const DEFAULT_KEEPALIVED_CONF: &str = "/etc/keepalived/keepalived.conf";
 const CHECK_BIN: &str = "keepalived-mysql-check";
@@ -311,6 +311,8 @@ pub struct Context<'a> {
     pub option_file: &'a Path,
     /// The option file loaded for the check, or why it could not be.
     pub settings: Result<CheckSettings, String>,
+    /// The notify hook's `vrrp-instance` (FIFO mode), when the file sets it.
+    pub vrrp_instance: Option<String>,
 }
 
 impl<'a> Context<'a> {
@@ -322,6 +324,9 @@ impl<'a> Context<'a> {
         Context {
             option_file,
             settings: CheckSettings::load(choice, &[]).map_err(|e| e.to_string()),
+            vrrp_instance: NotifySettings::load(choice, &[])
+                .ok()
+                .and_then(|n| n.vrrp_instance),
         }
     }
 }
@@ -511,6 +516,36 @@ pub fn lint(items: &[Item], ctx: &Context) -> Vec<Finding> {
             err(
                 &item.at,
                 format!("{script_key} without {fifo_key}: keepalived would never start it"),
+            );
+        }
+        if script_key == "notify_fifo_script" {
+            err(
+                &item.at,
+                format!(
+                    "{NOTIFY_BIN} as notify_fifo_script: that FIFO also carries the \
+                     checkers' lines; use vrrp_notify_fifo and vrrp_notify_fifo_script"
+                ),
+            );
+        }
+        if let Some(first) = fifo_hook {
+            err(
+                &item.at,
+                format!(
+                    "{NOTIFY_BIN} runs as both {first} and {script_key}: two readers, every \
+                     event applied twice"
+                ),
+            );
+        }
+        let instances = items.iter().filter(|i| i.key() == "vrrp_instance").count();
+        if instances > 1 && ctx.vrrp_instance.is_none() {
+            err(
+                &item.at,
+                format!(
+                    "{script_key}: the FIFO carries all {instances} vrrp_instances, and \
+                     vrrp-instance is not set in {}: every instance's transitions would \
+                     promote and demote MySQL",
+                    ctx.option_file.display()
+                ),
             );
         }
         fifo_hook = Some(script_key);
