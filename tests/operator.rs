@@ -591,6 +591,28 @@ fn lint_passes_the_sample_and_names_each_trap_with_its_line() {
         r.stdout
     );
 
+    // The fast profile's sample is clean: its check's --timeout flag is the deadline
+    // lint compares keepalived's timer with.
+    let r = lint(
+        &node,
+        &sample_conf("keepalived-fast.conf", tmp.path(), &bin, |s| s),
+        "node1",
+    );
+    assert_eq!(r.code, 0, "the fast sample is clean: {}", r.stdout);
+    let r = lint(
+        &node,
+        &sample_conf("keepalived-fast.conf", tmp.path(), &bin, |s| {
+            s.replace("--timeout 500ms", "--timeout 1s")
+        }),
+        "node1",
+    );
+    assert_eq!(r.code, 45, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("is not above the check's timeout"),
+        "{}",
+        r.stdout
+    );
+
     // The FIFO sample is clean too; its traps are named.
     let fifo = |edit: &dyn Fn(String) -> String| {
         sample_conf("keepalived-fifo.conf", tmp.path(), &bin, edit)

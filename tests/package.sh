@@ -81,6 +81,11 @@ check "lint: the FIFO sample config is clean" /usr/bin/keepalived-mysql lint "$f
 sed 's/script_user keepalived_script/script_user root/' "$fx" > "$tmp/strict-fifo.conf"
 keepalived -t -f "$tmp/strict-fifo.conf" -i node1 > "$tmp/out" 2>&1 && rc=0 || rc=$?
 is "keepalived -t on the FIFO sample config" "$rc" 0
+fa=/usr/share/doc/keepalived-mysql/examples/keepalived-fast.conf
+check "lint: the fast-profile sample config is clean" /usr/bin/keepalived-mysql lint "$fa" --config-id node1
+sed 's/script_user keepalived_script/script_user root/' "$fa" > "$tmp/strict-fast.conf"
+keepalived -t -f "$tmp/strict-fast.conf" -i node1 > "$tmp/out" 2>&1 && rc=0 || rc=$?
+is "keepalived -t on the fast-profile sample config" "$rc" 0
 sed '/enable_script_security/d' "$ex" > "$tmp/nosec.conf"
 /usr/bin/keepalived-mysql lint "$tmp/nosec.conf" --config-id node1 > "$tmp/out" 2>&1 && rc=0 || rc=$?
 check "lint: a config without script security is an error (exit 45)" \

@@ -298,9 +298,25 @@ fn program(script: &str) -> (&str, Option<&'static str>) {
     (prog, ours)
 }
 
+/// The value of `--name VALUE` or `--name=VALUE` in a command line.
+fn flag<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let mut words = line.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == name {
+            return words.next();
+        }
+        if let Some(v) = w.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+            return Some(v);
+        }
+    }
+    None
+}
+
 struct Script<'a> {
     item: &'a Item,
     prog: String,
+    /// The whole command line, for the flags it passes.
+    line: String,
     ours: Option<&'static str>,
     weight: f64,
     user: Option<String>,
@@ -400,6 +416,7 @@ pub fn lint(items: &[Item], ctx: &Context) -> Vec<Finding> {
                 Script {
                     item: i,
                     prog: prog.to_string(),
+                    line: line.clone(),
                     ours,
                     weight: i.number("weight").map(|(w, _)| w).unwrap_or(0.0),
                     user: i.find("user").and_then(|u| u.arg(1)).map(String::from),
@@ -422,14 +439,18 @@ pub fn lint(items: &[Item], ctx: &Context) -> Vec<Finding> {
                 .unwrap_or((interval, at.clone()));
             let fall = s.item.number("fall").map(|(v, _)| v).unwrap_or(1.0);
             let rise = s.item.number("rise").map(|(v, _)| v).unwrap_or(1.0);
-            if let Some(st) = settings {
-                if st.timeout.as_secs_f64() >= ka_timeout {
+            // The check's deadline: a --timeout on its command line wins over the file.
+            let deadline = flag(&s.line, "--timeout")
+                .and_then(|v| crate::config::parse_duration(v).ok())
+                .or(settings.map(|st| st.timeout));
+            if let Some(deadline) = deadline {
+                if deadline.as_secs_f64() >= ka_timeout {
                     err(
                         &t_at,
                         format!(
                             "{name}: keepalived's timeout {ka_timeout}s is not above the check's \
                              timeout {}: keepalived kills the check before it can answer",
-                            humantime::format_duration(st.timeout)
+                            humantime::format_duration(deadline)
                         ),
                     );
                 }
