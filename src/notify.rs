@@ -1510,12 +1510,28 @@ fn wait_for_peer(
             e.msg
         ))
     };
-    let mut peer = match login.connect(ctx.s.connect_timeout.min(Duration::from_secs(2))) {
+    let bound = ctx.s.connect_timeout.min(Duration::from_secs(2));
+    // A peer that answers at once needs no second opinion. One that is slow to (frozen,
+    // or gone without a reset) gets the replica's view taken meanwhile, not after the
+    // connect bound: that is most of a frozen master's failover time.
+    let (connected, early_view) = std::thread::scope(|sc| {
+        let h = sc.spawn(|| login.connect(bound));
+        let t = Instant::now();
+        while !h.is_finished() && t.elapsed() < Duration::from_millis(50) {
+            sleep(Duration::from_millis(2));
+        }
+        let view = (!h.is_finished()).then(|| still_receiving(ctx, conn));
+        let connected = h
+            .join()
+            .unwrap_or_else(|_| Err(ConnError::new(Class::Internal, "the peer's connect failed")));
+        (connected, view)
+    });
+    let mut peer = match connected {
         Ok(p) => p,
         // Unreachable from here is not dead: a replication channel that still
         // receives from it says the peer is alive, and then it cannot be fenced.
         Err(e) if gone(&e) => {
-            return match still_receiving(ctx, conn) {
+            return match early_view.unwrap_or_else(|| still_receiving(ctx, conn)) {
                 Some(how) => {
                     seen.alive_unfenced = true;
                     Err(format!(

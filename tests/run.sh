@@ -2,7 +2,8 @@
 # The full test suite, as root on a fresh Debian 12 machine: installs what the tests
 # need, then format and lint checks, the static release build (static, stripped,
 # <= 3 MiB), every cargo test, the package test, the end-to-end failover suite on the
-# two-node lab, and the benchmark figures (reported, never asserted).
+# two-node lab, a short seeded chaos run and a short load test there, and the
+# benchmark figures (reported, never asserted).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,8 +51,12 @@ echo "== tests"
 cargo test --locked 2>&1 | tee -a "$log"
 echo "== failover (two-node lab: real keepalived, MariaDB, VIP)"
 tests/failover.sh 2>&1 | tee -a "$log"
+echo "== chaos (a short seeded run: tests/chaos.sh --seed N --faults K replays any)"
+tests/chaos.sh --seed 1 --faults 6 2>&1 | tee -a "$log"
+echo "== load (short: a busy active node keeps the VIP; benches/load.sh for the figures)"
+PROFILES=default DURATION=30 benches/load.sh --assert 2>&1 | tee -a "$log"
 echo "== benchmark (figures only)"
 benches/check-vs-ping.sh
 # One closing line for the whole suite.
-awk '/^test result:/ { p += $4; f += $6 } /^(package|failover): / { p += $2; f += $4 }
+awk '/^test result:/ { p += $4; f += $6 } /^(package|failover|chaos|load): / { p += $2; f += $4 }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Seeded chaos on the two-node lab: a random sequence of faults, reproducible from the
+# seed, with a client writing through the VIP and both nodes' read_only sampled every
+# 100 ms all along. As root.
+#
+#   tests/chaos.sh [--seed N] [--faults K] [--async]
+#
+# Faults, each on a node drawn at random (the VIP holder more often), held for 2-5 s
+# and undone: mysqld killed (the restart hook brings it back), mysqld frozen and
+# thawed, the drain file put and removed, keepalived stopped and started again, the
+# node isolated and healed, VRRP adverts dropped between the nodes and restored. Not
+# drawn: the full split between the nodes (two writers there are what no tool can
+# avoid without a third vote; the failover suite measures it) and a whole node's hard
+# crash (its recovery is a re-clone).
+#
+# Invariants, over the whole run:
+# - never two writable nodes, except from a frozen server's thaw until its pending
+#   demotion lands (a frozen server cannot be made read-only; the window is reported);
+# - with semi-sync (the default here; --async to run without), every acknowledged
+#   write is on the final VIP holder;
+# - after the last fault is undone (and a killed mysqld is back), the pair converges
+#   within 10 s to exactly one writable VIP holder and one eligible standby;
+# - no hook process left running (the rejoin watcher, which waits for a peer, aside);
+# - no log file over its rotation size.
+# A failure prints the seed: `tests/chaos.sh --seed N --faults K` replays it.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+seed=$(( $(date +%s) % 100000 )) faults=6 semi=--semi-sync
+while [ $# -gt 0 ]; do
+    case $1 in
+        --seed) seed=$2; shift 2 ;;
+        --faults) faults=$2; shift 2 ;;
+        --async) semi=""; shift ;;
+        *) echo "usage: tests/chaos.sh [--seed N] [--faults K] [--async]" >&2; exit 2 ;;
+    esac
+done
+# shellcheck source=../lab/lab
+source lab/lab
+# shellcheck source=lib.sh
+source tests/lib.sh
+set +e
+
+# A flapping node is what the promotion brake stops: chaos promotes on purpose.
+export LAB_MAX_PROMOTIONS=0
+RANDOM=$seed
+echo "# chaos: seed $seed, $faults faults${semi:+, semi-sync}"
+trap '[ -n "${KEEP_LAB:-}" ] || down >/dev/null 2>&1' EXIT
+deps
+export LAB_SKIP_DEPS=1
+if ! (set -e; up --hold-vip off $semi) > /tmp/kmlab-chaos-up.log 2>&1; then
+    tail -n 20 /tmp/kmlab-chaos-up.log
+    echo "chaos: the lab did not start (seed $seed)"
+    exit 1
+fi
+writer_start
+sampler_start
+: > "$LAB/chaos.events"
+sleep 2
+
+pick() { echo $((RANDOM % $1)); }
+node_for_fault() { # the VIP holder two times in three, else the other
+    local h; h=$(holder || true)
+    [ -n "$h" ] || h=node1
+    if [ "$(pick 3)" -lt 2 ]; then echo "$h"; else other "$h"; fi
+}
+log_event() { echo "$EPOCHREALTIME $*" >> "$LAB/chaos.events"; echo "   $(date +%T) $*"; }
+
+FAULTS=(crash freeze drain keepalived isolate vrrp)
+for i in $(seq "$faults"); do
+    f=${FAULTS[$(pick ${#FAULTS[@]})]}
+    n=$(node_for_fault)
+    hold=$((2 + $(pick 4)))
+    settle=$((3 + $(pick 5)))
+    log_event "fault $i/$faults: $f on $n for ${hold}s"
+    case $f in
+        crash)
+            kill_mysqld "$n"
+            sleep "$hold" ;;
+        freeze)
+            p=$(cat "$(pidfile "$n")" 2>/dev/null)
+            if [ -n "$p" ] && kill -STOP "$p" 2>/dev/null; then
+                sleep "$hold"
+                log_event "thaw $n"
+                kill -CONT "$p"
+            else
+                sleep "$hold"
+            fi ;;
+        drain)
+            touch "$LAB/$n/maintenance"
+            sleep "$hold"
+            rm -f "$LAB/$n/maintenance" ;;
+        keepalived)
+            kill -TERM "$(cat "$RUN/$n/keepalived.pid" 2>/dev/null)" 2>/dev/null
+            sleep "$hold"
+            start_keepalived "$n" ;;
+        isolate)
+            isolate "$n"
+            sleep "$hold"
+            heal ;;
+        vrrp)
+            cut_vrrp node1 node2
+            sleep "$hold"
+            heal ;;
+    esac
+    log_event "undone: $f on $n; settling ${settle}s"
+    sleep "$settle"
+done
+
+# After the last fault: a killed mysqld is brought back by the restart hook first.
+server_up() { mariadb-admin --no-defaults -S "$(sock "$1")" -uroot ping >/dev/null 2>&1; }
+for n in "${NODES[@]}"; do
+    wait_for 60 server_up "$n" || echo "   $n's mysqld did not come back"
+done
+log_event "last fault undone and both servers up: convergence starts"
+converged() {
+    local h s
+    h=$(holder || true)
+    [ -n "$h" ] || return 1
+    s=$(other "$h")
+    [ "$(vip_count)" = 1 ] && writable "$h" && read_only_standby "$s" &&
+        ip netns exec "$s" /usr/sbin/keepalived-mysql-check && ip netns exec "$h" /usr/sbin/keepalived-mysql-check
+}
+t0=$SECONDS
+expect "chaos: converged within 10 s to one writable VIP holder and one eligible standby" wait_for 10 converged
+echo "   converged after $((SECONDS - t0)) s (holder $(holder || echo none))"
+sleep 1
+writer_stop
+sampler_stop
+
+# Two writers only inside a thaw window: from a "thaw NODE" to the first sample of
+# NODE read-only again.
+allowed=$(awk '$2 == "thaw" {print $1, $3}' "$LAB/chaos.events")
+expect "chaos: never two writable nodes outside a frozen server's thaw window" awk -v allowed="$allowed" '
+    BEGIN { n = split(allowed, a, " "); for (i = 1; i <= n; i += 2) { t[++k] = a[i]; who[k] = a[i + 1] } }
+    {
+        for (j = 1; j <= k; j++) {
+            col = (who[j] == "node1") ? 2 : 3
+            if ($1 >= t[j] && !done[j]) { if ($col == "ON") done[j] = 1; else open[j] = 1 }
+        }
+        if ($2 == "OFF" && $3 == "OFF") {
+            ok = 0
+            for (j = 1; j <= k; j++) if ($1 >= t[j] && !done[j]) ok = 1
+            if (!ok) { bad = 1; print "   two writers at " $1 }
+        }
+    }
+    END { exit bad }' "$LAB/ro.samples"
+echo "   $(wc -l < "$LAB/ro.samples") samples of both nodes, $(sample_every) apart"
+
+h=$(holder || true)
+line=$(report "${h:-node1}")
+echo "   $line"
+lost=$(echo "$line" | sed -n 's/.*lost=\([0-9]*\).*/\1/p')
+if [ -n "$semi" ]; then
+    expect "chaos: every acknowledged write is on the final VIP holder (semi-sync)" [ "${lost:-x}" = 0 ]
+else
+    echo "   lost acknowledged writes (asynchronous replication, reported): $lost"
+fi
+left=$(pgrep -af 'keepalived-mysql-(notify|restart)' | grep -v -- '--watch-peer' | grep -v -- '--fifo' || true)
+expect "chaos: no hook process left running${left:+: $left}" [ -z "$left" ]
+max=$((10 << 20))
+big=$(find "$LAB" -name 'keepalived-mysql.log*' -size +"$max"c 2>/dev/null)
+expect "chaos: no log file over its rotation size${big:+: $big}" [ -z "$big" ]
+
+echo "chaos: $pass passed, $fail failed (seed $seed, $faults faults)"
+[ "$fail" -eq 0 ] || echo "replay: tests/chaos.sh --seed $seed --faults $faults$([ -n "$semi" ] || echo " --async")"
+[ "$fail" -eq 0 ]
