@@ -40,8 +40,10 @@ source lab/lab
 source tests/lib.sh
 set +e
 
-# A flapping node is what the promotion brake stops: chaos promotes on purpose.
-export LAB_MAX_PROMOTIONS=0
+# A flapping node is what the promotion brake stops, and a crash loop what the restart
+# budget stops (it then withdraws the node for good): chaos does both on purpose, and
+# tests the rest. The suite tests the brake and the budget.
+export LAB_MAX_PROMOTIONS=0 LAB_MAX_RESTARTS=1000
 RANDOM=$seed
 echo "# chaos: seed $seed, $faults faults${semi:+, semi-sync}"
 trap '[ -n "${KEEP_LAB:-}" ] || down >/dev/null 2>&1' EXIT
