@@ -736,6 +736,11 @@ fn warning_transitions(
             "semi-sync-recovered",
             "semi-sync warning cleared: this node is a standby now".to_string(),
         ),
+        (Some(_), false) if v.semi_sync.is_some_and(|s| !s.enabled) => (
+            Severity::Notice,
+            "semi-sync-recovered",
+            "semi-sync warning cleared: semi-sync is disabled now".to_string(),
+        ),
         (Some(_), false) => (
             Severity::Notice,
             "semi-sync-recovered",

@@ -223,6 +223,9 @@ pub struct NotifySettings {
     pub handle_events: bool,
     /// FIFO mode: only this instance's lines act (`vrrp-instance`); unset: all.
     pub vrrp_instance: Option<String>,
+    /// The check's witnesses: a promotion that finds its peer gone asks them too (an
+    /// isolated node must not open writes).
+    pub witnesses: Vec<SocketAddr>,
     pub restart_on_fault: bool,
     /// The promotion brake: at most this many promotions per window (0: no brake).
     pub max_promotions: u32,
@@ -314,6 +317,7 @@ program_settings!(NotifySettings, "keepalived-mysql-notify", |v| {
         keep_sessions_of: v.keep_sessions_of,
         handle_events: v.handle_events,
         vrrp_instance: v.vrrp_instance,
+        witnesses: v.witnesses.clone(),
         restart_on_fault: v.restart_on_fault,
         max_promotions: v.max_promotions,
         promotion_window: v.promotion_window,

@@ -44,25 +44,11 @@ pub fn switch(
     // MariaDB: mysql.event, which fails loudly without the privilege to read it
     // (information_schema would just show nothing). MySQL 8 has no such table: its
     // information_schema view shows the events our account has EVENT on.
-    let (from, to) = match how {
-        Switch::Park => ("ENABLED", "DISABLE ON SLAVE"),
-        Switch::Resume => ("SLAVESIDE_DISABLED", "ENABLE"),
+    let to = match how {
+        Switch::Park => "DISABLE ON SLAVE",
+        Switch::Resume => "ENABLE",
     };
-    let list = match flavor {
-        Flavor::MariaDB => format!(
-            "SELECT db, name, definer FROM mysql.event WHERE status = '{from}' ORDER BY db, name"
-        ),
-        Flavor::MySQL => format!(
-            "SELECT EVENT_SCHEMA AS db, EVENT_NAME AS name, DEFINER AS definer \
-             FROM information_schema.EVENTS WHERE STATUS IN ('{from}', '{}') \
-             ORDER BY EVENT_SCHEMA, EVENT_NAME",
-            if how == Switch::Resume {
-                "REPLICA_SIDE_DISABLED"
-            } else {
-                from
-            }
-        ),
-    };
+    let list = list_sql(flavor, how);
     if flavor == Flavor::MySQL {
         // information_schema shows only the events we may see: an empty answer without
         // the EVENT privilege would look like "no events".
@@ -86,6 +72,8 @@ pub fn switch(
         return Ok(changed);
     }
     let keep_off = keep_off();
+    // An ALTER EVENT waits for metadata locks: bounded, under the notify lock.
+    let _ = conn.query("SET SESSION lock_wait_timeout = 2");
     conn.query("SET SESSION sql_log_bin = 0").map_err(|e| {
         format!("cannot keep the event change out of the binary log: {e} (the notify account needs BINLOG ADMIN)")
     })?;
@@ -126,6 +114,35 @@ pub fn switch(
             }
         ))
     }
+}
+
+/// The events a switch would change.
+fn list_sql(flavor: Flavor, how: Switch) -> String {
+    let from = match how {
+        Switch::Park => "ENABLED",
+        Switch::Resume => "SLAVESIDE_DISABLED",
+    };
+    match flavor {
+        Flavor::MariaDB => format!(
+            "SELECT db, name, definer FROM mysql.event WHERE status = '{from}' ORDER BY db, name"
+        ),
+        Flavor::MySQL => format!(
+            "SELECT EVENT_SCHEMA AS db, EVENT_NAME AS name, DEFINER AS definer \
+             FROM information_schema.EVENTS WHERE STATUS IN ('{from}', '{}') \
+             ORDER BY EVENT_SCHEMA, EVENT_NAME",
+            if how == Switch::Resume {
+                "REPLICA_SIDE_DISABLED"
+            } else {
+                from
+            }
+        ),
+    }
+}
+
+/// Whether there is anything to switch (an error says yes: `switch` then reports it).
+pub fn pending(conn: &mut Connection, how: Switch) -> bool {
+    let sql = list_sql(conn.dialect.flavor, how);
+    conn.query(&sql).map(|r| !r.rows.is_empty()).unwrap_or(true)
 }
 
 /// Events a person disabled (DISABLED, not the SLAVESIDE_DISABLED that replication or

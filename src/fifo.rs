@@ -150,7 +150,8 @@ pub fn serve(
                     Ok(Line::Event(ev)) => {
                         notify::prepare(s, log);
                         // Stale or unrecordable: receive said why.
-                        if let Ok(r) = notify::receive(s, log, ev, false, Instant::now(), file_args)
+                        if let Ok(r) =
+                            notify::receive(s, log, ev, false, Instant::now(), file_args, false)
                         {
                             if tx.send(r).is_err() {
                                 break;
@@ -163,7 +164,10 @@ pub fn serve(
             }
             drop(tx);
         });
+        // Children no longer waited for (after a SIGTERM), reaped as they end.
+        let mut stragglers: Vec<std::process::Child> = Vec::new();
         loop {
+            stragglers.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
             let r = match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(r) => r,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -184,15 +188,55 @@ pub fn serve(
                     continue;
                 }
             };
-            // In order: the next event starts once this one is done, unless keepalived
-            // is stopping us.
+            // In order: the next event starts once this one is done. After a SIGTERM
+            // (the SIGKILL of our group follows within a second), a child gets 100 ms
+            // before the next starts beside it.
+            let mut termed_at: Option<Instant> = None;
             loop {
                 match child.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if TERM.load(Ordering::SeqCst) => break,
+                    Ok(Some(st)) => {
+                        match st.code() {
+                            Some(0 | 30 | 31) => {}
+                            // Usage, configuration, option file open to others: the
+                            // child could not even start on it. The record has the
+                            // event; act on it here, with the settings we have.
+                            Some(c @ 2..=4) => {
+                                log.log(
+                                    Severity::Err,
+                                    &format!(
+                                        "FIFO: {} could not be applied by a child (exit {c}: \
+                                         its option file or flags); acting in this process",
+                                        r.state().name()
+                                    ),
+                                );
+                                notify::act(s, log, r, false, file_args);
+                            }
+                            c => log.log(
+                                Severity::Err,
+                                &format!(
+                                    "FIFO: the child applying {} ended with {}",
+                                    r.state().name(),
+                                    c.map_or("a signal".to_string(), |c| format!("exit {c}"))
+                                ),
+                            ),
+                        }
+                        break;
+                    }
+                    Err(_) => break,
+                    Ok(None) if TERM.load(Ordering::SeqCst) => {
+                        let t = *termed_at.get_or_insert_with(Instant::now);
+                        if t.elapsed() >= Duration::from_millis(100) {
+                            stragglers.push(child);
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
                     Ok(None) => std::thread::sleep(Duration::from_millis(10)),
                 }
             }
+        }
+        for mut c in stragglers {
+            let _ = c.try_wait();
         }
     });
     log.log(Severity::Notice, "keepalived closed the FIFO: exiting");

@@ -366,7 +366,7 @@ pub fn run(
             ),
         );
     }
-    match receive(s, log, event, repair, start, restart_args) {
+    match receive(s, log, event, repair, start, restart_args, true) {
         Ok(r) => Ok(act(s, log, r, repair, restart_args)),
         Err(outcome) => Ok(outcome),
     }
@@ -443,6 +443,8 @@ pub fn act_recorded(
 /// Records the event with its sequence number, after setting read_only at once when
 /// the event demotes and the VIP is gone. `Err`: nothing more to do (stale, or a
 /// promotion that could not be recorded).
+/// `early`: set read_only before recording a demotion whose VIP is gone (a forked
+/// hook); the FIFO reader, which must never stall, leaves that to the child that acts.
 pub fn receive(
     s: &NotifySettings,
     log: &Logger,
@@ -450,6 +452,7 @@ pub fn receive(
     repair: bool,
     start: Instant,
     restart_args: &[String],
+    early: bool,
 ) -> Result<Received, Outcome> {
     let now = now_unix();
     let wait = lock_wait(event.state, s.vip.is_some());
@@ -473,7 +476,7 @@ pub fn receive(
     // With vip set and gone, that absence is the truth: read_only before anything else,
     // before any lock or record. What fails here is done again, in order, below.
     let early_read_only =
-        event.state.demotes() && s.vip.is_some() && contradicts_vip().is_none() && {
+        early && event.state.demotes() && s.vip.is_some() && contradicts_vip().is_none() && {
             let pre = Ctx {
                 s,
                 log,
@@ -1009,6 +1012,13 @@ fn follow_events(ctx: &Ctx, conn: &mut Connection, how: events::Switch, name: &s
     if !ctx.s.handle_events || ctx.event.state == VrrpState::Stop {
         return;
     }
+    // Asked before the lock is taken (a peer connect must not hold it): only when
+    // enabling, and only when asked for (handle-events is off by default).
+    let keep_off = if how == events::Switch::Resume && events::pending(conn, how) {
+        peer_disabled_events(ctx, name)
+    } else {
+        None
+    };
     // Under the lock, and only while our event is the newest and the VIP agrees: a late
     // promotion must not enable events on a node demoted meanwhile (a fork), nor a late
     // demotion park the new master's.
@@ -1032,31 +1042,7 @@ fn follow_events(ctx: &Ctx, conn: &mut Connection, how: events::Switch, name: &s
         );
         return;
     }
-    let keep_off = || {
-        let login = ctx
-            .s
-            .peer_login()
-            .filter(|_| how == events::Switch::Resume)?;
-        match login
-            .connect(ctx.s.connect_timeout.min(Duration::from_secs(1)))
-            .map_err(|e| e.msg)
-            .and_then(|mut p| events::disabled_by_hand(&mut p))
-        {
-            Ok(off) => Some(off),
-            Err(e) => {
-                ctx.log.log(
-                    Severity::Warning,
-                    &format!(
-                        "{name}: the peer's disabled events cannot be read ({e}): every event \
-                         replication left disabled here is enabled (disable an event on both \
-                         nodes to keep it off)"
-                    ),
-                );
-                None
-            }
-        }
-    };
-    match events::switch(conn, how, || keep_off().unwrap_or_default()) {
+    match events::switch(conn, how, || keep_off.unwrap_or_default()) {
         Ok(changed) if changed.is_empty() => {}
         Ok(changed) => ctx.log.log(
             Severity::Notice,
@@ -1073,6 +1059,29 @@ fn follow_events(ctx: &Ctx, conn: &mut Connection, how: events::Switch, name: &s
             let msg = format!("{name}: {e}");
             ctx.log.log(Severity::Err, &msg);
             ctx.alert("events", &msg);
+        }
+    }
+}
+
+/// The events the peer has DISABLED (by a person), when it answers.
+fn peer_disabled_events(ctx: &Ctx, name: &str) -> Option<Vec<String>> {
+    let login = ctx.s.peer_login()?;
+    match login
+        .connect(ctx.s.connect_timeout.min(Duration::from_secs(1)))
+        .map_err(|e| e.msg)
+        .and_then(|mut p| events::disabled_by_hand(&mut p))
+    {
+        Ok(off) => Some(off),
+        Err(e) => {
+            ctx.log.log(
+                Severity::Warning,
+                &format!(
+                    "{name}: the peer's disabled events cannot be read ({e}): every event \
+                     replication left disabled here is enabled (disable an event on both \
+                     nodes to keep it off)"
+                ),
+            );
+            None
         }
     }
 }
@@ -1232,7 +1241,22 @@ fn promote(ctx: &Ctx) -> Outcome {
     }
     // on-catchup-timeout = open is about a slow catch-up, never about a peer that is
     // alive (its replication still sends) and could not be fenced: two writers.
-    let open = caught.is_ok() || (s.open_on_catchup_timeout && !seen.alive_unfenced);
+    // A writable master re-asserting whose peer is fenced keeps its writes even if the
+    // peer's position never arrives: our channel from it is held since our promotion,
+    // so what it wrote meanwhile is its orphans (the rejoin names them), and going
+    // read-only would leave the VIP holder unwritable beside a read-only peer.
+    let keep = writable_master && seen.fenced && !seen.alive_unfenced;
+    if keep && caught.is_err() {
+        ctx.log.log(
+            Severity::Notice,
+            &format!(
+                "MASTER: re-assertion: {}; the peer is fenced, so writes stay open here (what \
+                 the peer has beyond us is for the rejoin to name)",
+                caught.as_ref().err().map(String::as_str).unwrap_or("")
+            ),
+        );
+    }
+    let open = caught.is_ok() || keep || (s.open_on_catchup_timeout && !seen.alive_unfenced);
     if writable_master && !open {
         // The re-assertion failed (the peer could not be fenced or waited for): this
         // node must not stay writable beside it.
@@ -1316,12 +1340,14 @@ fn promote(ctx: &Ctx) -> Outcome {
             Outcome::Done
         }
         (Opening::Opened, Err(why)) => {
-            let msg = format!("MASTER: {why}; writes opened anyway (on-catchup-timeout = open)");
+            let because = if keep {
+                "a writable master re-asserting, its peer fenced"
+            } else {
+                "on-catchup-timeout = open"
+            };
+            let msg = format!("MASTER: {why}; writes opened anyway ({because})");
             ctx.log.log(Severity::Err, &msg);
-            ctx.finish(
-                "promoted without catch-up (on-catchup-timeout = open)",
-                |_| {},
-            );
+            ctx.finish(&format!("promoted without catch-up ({because})"), |_| {});
             ctx.alert("catchup-timeout", &msg);
             Outcome::Done
         }
@@ -1481,6 +1507,31 @@ fn refence(ctx: &Ctx, conn: &mut Connection) -> Result<(), String> {
 /// answers but refuses us (access denied, a bad reply, a failing query) is alive and
 /// may hold writes we have not seen: then the wait fails, and the promotion follows
 /// `on-catchup-timeout` (read-only by default). Every decision is logged.
+/// `Some(why)` when witnesses are configured and none answers now (within 500 ms).
+fn isolated(s: &NotifySettings) -> Option<String> {
+    if s.witnesses.is_empty() {
+        return None;
+    }
+    let here = role::local_addresses();
+    let targets: Vec<_> = s
+        .witnesses
+        .iter()
+        .filter(|w| w.ip().is_loopback() || !here.contains(&w.ip()))
+        .copied()
+        .collect();
+    let within = Duration::from_millis(500);
+    match crate::reach::start(&targets, within)
+        .wait(Instant::now() + within + Duration::from_millis(50))
+    {
+        crate::reach::Reach::Reached(_) => None,
+        crate::reach::Reach::Unreachable(why) => Some(format!(
+            "neither the peer nor any witness answers ({}): this node may be the one cut \
+             off, so writes stay closed",
+            why.join("; ")
+        )),
+    }
+}
+
 fn wait_for_peer(
     ctx: &Ctx,
     conn: &mut Connection,
@@ -1494,6 +1545,13 @@ fn wait_for_peer(
     let peer_name = login.endpoint.to_string();
     let gone = |e: &ConnError| matches!(e.class, Class::Down | Class::Timeout);
     let skip = |e: &ConnError| {
+        // Gone from here, or is it us who is cut off? With witnesses, one of them must
+        // answer: an isolated node (its standby may become MASTER before its check
+        // calls it isolated) must not open writes beside a master it cannot see.
+        if let Some(why) = isolated(ctx.s) {
+            ctx.alert("isolated", &format!("MASTER: {why}"));
+            return Err(why);
+        }
         ctx.log.log(
             Severity::Notice,
             &format!(
@@ -1520,7 +1578,9 @@ fn wait_for_peer(
         while !h.is_finished() && t.elapsed() < Duration::from_millis(50) {
             sleep(Duration::from_millis(2));
         }
-        let view = (!h.is_finished()).then(|| still_receiving(ctx, conn));
+        // Cut short once the peer has answered: its fence decides then, not the view.
+        let answered = || h.is_finished();
+        let view = (!h.is_finished()).then(|| still_receiving_unless(ctx, conn, &answered));
         let connected = h
             .join()
             .unwrap_or_else(|_| Err(ConnError::new(Class::Internal, "the peer's connect failed")));
@@ -1540,7 +1600,7 @@ fn wait_for_peer(
                         e.msg
                     ))
                 }
-                None => skip(&e),
+                None => skip(&e).inspect_err(|_| seen.alive_unfenced = true),
             }
         }
         Err(e) => return refused(&e),
@@ -1576,7 +1636,11 @@ fn wait_for_peer(
         Ok(r) => r.get(0, "pos").unwrap_or("").to_string(),
         Err(e) => {
             let e = classify(&e);
-            return if gone(&e) { skip(&e) } else { refused(&e) };
+            return if gone(&e) {
+                skip(&e).inspect_err(|_| seen.alive_unfenced = true)
+            } else {
+                refused(&e)
+            };
         }
     };
     let started = Instant::now();
@@ -1748,6 +1812,15 @@ fn fence_peer(ctx: &Ctx, own_id: &str, peer: &mut Connection) -> Result<usize, S
 /// thread connected, and heartbeats or events arriving within about a heartbeat
 /// period (sampled twice, at most 3 s apart). `Some(what was seen)` when it does.
 fn still_receiving(ctx: &Ctx, conn: &mut Connection) -> Option<String> {
+    still_receiving_unless(ctx, conn, &|| false)
+}
+
+/// The same, giving up (`None`) as soon as `moot()` says the answer is not needed.
+fn still_receiving_unless(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    moot: &dyn Fn() -> bool,
+) -> Option<String> {
     let sql = match conn.dialect.flavor {
         Flavor::MariaDB => "SHOW ALL SLAVES STATUS",
         Flavor::MySQL => {
@@ -1790,7 +1863,13 @@ fn still_receiving(ctx: &Ctx, conn: &mut Connection) -> Option<String> {
     };
     let (beats, pos, period) = sample()?;
     let wait = Duration::from_secs_f64((period * 1.2).clamp(0.2, 3.0));
-    sleep(wait);
+    let until = Instant::now() + wait;
+    while Instant::now() < until {
+        if moot() {
+            return None;
+        }
+        sleep(Duration::from_millis(10).min(until.saturating_duration_since(Instant::now())));
+    }
     let (beats2, pos2, _) = sample()?;
     (beats2 != beats || pos2 != pos).then(|| {
         format!(

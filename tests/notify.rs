@@ -1243,3 +1243,44 @@ fn a_fifo_promotion_survives_the_kill_of_its_reader() {
     }
     assert_eq!(rows(&b), 5);
 }
+
+/// A promotion that finds its peer gone asks the witnesses too: a node that reaches
+/// neither is maybe the one cut off (its standby side can become MASTER before its
+/// check calls it isolated), and must not open writes, whatever on-catchup-timeout
+/// says. A witness that answers (a refusal counts) lets it go on.
+#[test]
+fn a_promotion_that_reaches_neither_peer_nor_witness_stays_read_only() {
+    let (a, b) = pair();
+    with_app_table(&a, &b);
+    b.exec("SET GLOBAL read_only = ON; STOP SLAVE IO_THREAD");
+    let closed = free_port();
+    let cut = node(
+        &b,
+        true,
+        "catchup-timeout = 3s\non-catchup-timeout = open\npeer-host = 127.0.0.1\npeer-port = 1\n\
+         witness = 255.255.255.255:9",
+    );
+    assert_ne!(cut.notify(&["master"]).code, 0, "{}", cut.log());
+    assert!(
+        read_only(&b),
+        "an isolated node opened writes: {}",
+        cut.log()
+    );
+    assert!(
+        cut.log()
+            .contains("neither the peer nor any witness answers"),
+        "{}",
+        cut.log()
+    );
+    let seen = node(
+        &b,
+        true,
+        &format!(
+            "catchup-timeout = 3s\npeer-host = 127.0.0.1\npeer-port = 1\n\
+             witness = 255.255.255.255:9, 127.0.0.1:{closed}"
+        ),
+    );
+    assert_eq!(seen.notify(&["master"]).code, 0, "{}", seen.log());
+    assert!(!read_only(&b));
+    let _ = a;
+}

@@ -91,7 +91,8 @@ fn main() -> ExitCode {
     let log = Logger::new(PROGRAM, &settings);
     if let Some(seq) = cli.recorded {
         // Started by --fifo in a process group of its own: keepalived's kill of the
-        // FIFO reader does not reach it, so no 900 ms limit on STOP either.
+        // FIFO reader does not reach it, so no 900 ms exit on STOP (its connects keep
+        // their short STOP bounds, as the demotion's retry loop then carries on).
         let o = notify::act_recorded(&settings, &log, event, seq, &cli.common.file_args());
         return ExitCode::from(o.code());
     }
