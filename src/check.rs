@@ -110,17 +110,12 @@ fn decide(s: &CheckSettings, log: &Logger, caller: Caller, file_args: &[String])
     // Beside the lock wait and the server request, never after them.
     // Not the peer's MySQL port: a connection dropped before the handshake every
     // second counts against max_connect_errors there and would get this host blocked.
-    // Nor an address of this host (its own or the VIP): reaching ourselves proves
-    // nothing. (Loopback stays, for tests: a witness there is a configuration mistake.)
+    // Nor an address of this host (see reach::beyond_this_host).
     let reach = (!s.witnesses.is_empty()).then(|| {
-        let here = role::local_addresses();
-        let targets: Vec<_> = s
-            .witnesses
-            .iter()
-            .filter(|w| w.ip().is_loopback() || !here.contains(&w.ip()))
-            .copied()
-            .collect();
-        reach::start(&targets, deadline.saturating_duration_since(Instant::now()))
+        reach::start(
+            &reach::beyond_this_host(&s.witnesses),
+            deadline.saturating_duration_since(Instant::now()),
+        )
     });
     let lock = match lock::lock_within(&s.state_path(lock_file), &s.runtime_dir, mode, deadline) {
         Ok(l) => Some(l),

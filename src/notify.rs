@@ -1512,13 +1512,7 @@ fn isolated(s: &NotifySettings) -> Option<String> {
     if s.witnesses.is_empty() {
         return None;
     }
-    let here = role::local_addresses();
-    let targets: Vec<_> = s
-        .witnesses
-        .iter()
-        .filter(|w| w.ip().is_loopback() || !here.contains(&w.ip()))
-        .copied()
-        .collect();
+    let targets = crate::reach::beyond_this_host(&s.witnesses);
     let within = Duration::from_millis(500);
     match crate::reach::start(&targets, within)
         .wait(Instant::now() + within + Duration::from_millis(50))
@@ -1613,7 +1607,16 @@ fn wait_for_peer(
         .ok()
         .and_then(|r| r.get(0, "id").map(String::from))
         .unwrap_or_default();
-    match fence_peer(ctx, &own_id, &mut peer) {
+    let mut fenced = fence_peer(ctx, &own_id, &mut peer);
+    if fenced.is_err() && peer.is_broken() {
+        // Our session there was lost: the peer's own demotion (a healed split) drops
+        // client sessions, ours included. Once more, on a new one.
+        if let Ok(again) = login.connect(bound) {
+            peer = again;
+            fenced = fence_peer(ctx, &own_id, &mut peer);
+        }
+    }
+    match fenced {
         Ok(killed) => {
             seen.fenced = true;
             ctx.log.log(

@@ -24,6 +24,18 @@ pub enum Reach {
     Unreachable(Vec<String>),
 }
 
+/// The witnesses worth probing: not an address of this host (its own or the VIP:
+/// reaching ourselves proves nothing). Loopback stays, for tests: a witness there is a
+/// configuration mistake.
+pub fn beyond_this_host(witnesses: &[SocketAddr]) -> Vec<SocketAddr> {
+    let here = crate::role::local_addresses();
+    witnesses
+        .iter()
+        .filter(|w| w.ip().is_loopback() || !here.contains(&w.ip()))
+        .copied()
+        .collect()
+}
+
 /// Starts one connect per target, each bounded by `within`.
 pub fn start(targets: &[SocketAddr], within: Duration) -> Pending {
     let (tx, rx) = mpsc::channel();
