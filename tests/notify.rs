@@ -23,6 +23,15 @@ fn node(db: &Mariadb, holds_vip: bool, extra: &str) -> NodeConfig {
     )
 }
 
+/// A node config for `db` holding the VIP, with `peer` as its peer-host.
+fn peer_node(db: &Mariadb, peer: &Mariadb, extra: &str) -> NodeConfig {
+    node(
+        db,
+        true,
+        &format!("{extra}\npeer-host = 127.0.0.1\npeer-port = {}", peer.port),
+    )
+}
+
 fn read_only(db: &Mariadb) -> bool {
     db.value("SELECT @@read_only").as_deref() == Some("1")
 }
@@ -144,14 +153,7 @@ fn a_peer_that_refuses_us_keeps_the_promotion_read_only() {
     a.exec(&format!(
         "SET sql_log_bin = 0; DROP USER '{NOTIFY_USER}'@'127.0.0.1'; SET sql_log_bin = 1"
     ));
-    let nb = node(
-        &b,
-        true,
-        &format!(
-            "catchup-timeout = 5s\npeer-host = 127.0.0.1\npeer-port = {}",
-            a.port
-        ),
-    );
+    let nb = peer_node(&b, &a, "catchup-timeout = 5s");
     let r = nb.notify(&["master"]);
     assert_eq!(r.code, 30, "stayed read-only: {r:?}");
     assert!(read_only(&b));
@@ -175,14 +177,7 @@ fn planned_switchover_waits_for_the_peers_binlog() {
     // b has not even received these: its own relay log looks fully applied.
     b.exec("SET GLOBAL read_only = ON; STOP SLAVE IO_THREAD");
     backlog(&a, 50);
-    let nb = node(
-        &b,
-        true,
-        &format!(
-            "catchup-timeout = 20s\npeer-host = 127.0.0.1\npeer-port = {}",
-            a.port
-        ),
-    );
+    let nb = peer_node(&b, &a, "catchup-timeout = 20s");
     let (stop, samples) = sampler(&b);
     let mut hook = nb.notify_spawn(&["master"]);
     sleep(Duration::from_millis(1500));
@@ -418,14 +413,7 @@ fn a_returning_old_master_with_orphans_is_never_applied_here() {
     backlog(&a, 3); // acknowledged on a, never sent to b
     let before = rows(&b);
     a.kill();
-    let nb = node(
-        &b,
-        true,
-        &format!(
-            "catchup-timeout = 2s\npeer-host = 127.0.0.1\npeer-port = {}",
-            a.port
-        ),
-    );
+    let nb = peer_node(&b, &a, "catchup-timeout = 2s");
     let r = nb.notify(&["master"]);
     assert_eq!(r.code, 0, "{r:?} {}", nb.log());
     assert!(!read_only(&b));
@@ -520,14 +508,7 @@ fn a_clean_old_master_rejoins_by_itself() {
     backlog(&a, 3);
     b.sync_with(&a);
     a.kill();
-    let nb = node(
-        &b,
-        true,
-        &format!(
-            "catchup-timeout = 2s\npeer-host = 127.0.0.1\npeer-port = {}",
-            a.port
-        ),
-    );
+    let nb = peer_node(&b, &a, "catchup-timeout = 2s");
     assert_eq!(nb.notify(&["master"]).code, 0, "{}", nb.log());
     assert_eq!(
         nb.notify_state()["peer_channel"]["state"],
@@ -574,14 +555,7 @@ fn an_old_master_that_lost_its_own_transactions_is_not_eligible() {
         cut.join(",")
     ));
     a.kill();
-    let nb = node(
-        &b,
-        true,
-        &format!(
-            "catchup-timeout = 2s\npeer-host = 127.0.0.1\npeer-port = {}",
-            a.port
-        ),
-    );
+    let nb = peer_node(&b, &a, "catchup-timeout = 2s");
     assert_eq!(nb.notify(&["master"]).code, 0, "{}", nb.log());
     a.restart();
     let rec = channel_becomes(&nb, "diverged", Duration::from_secs(30));
@@ -617,14 +591,7 @@ fn promotion_holds_the_channel_until_the_peer_is_verified() {
     a.exec(&format!(
         "SET sql_log_bin = 0; DROP USER '{NOTIFY_USER}'@'127.0.0.1'; SET sql_log_bin = 1"
     ));
-    let nb = node(
-        &b,
-        true,
-        &format!(
-            "catchup-timeout = 1s\non-catchup-timeout = open\npeer-host = 127.0.0.1\npeer-port = {}",
-            a.port
-        ),
-    );
+    let nb = peer_node(&b, &a, "catchup-timeout = 1s\non-catchup-timeout = open");
     assert_eq!(nb.notify(&["master"]).code, 0, "{}", nb.log());
     assert!(!read_only(&b));
     sleep(Duration::from_secs(3));
@@ -714,14 +681,7 @@ fn promotion_fences_a_live_writable_peer_first() {
     b.exec("SET GLOBAL read_only = ON");
     let mut app = a.app();
     app.query_drop("INSERT INTO app.t (v) VALUES (1)").unwrap();
-    let nb = node(
-        &b,
-        true,
-        &format!(
-            "catchup-timeout = 10s\npeer-host = 127.0.0.1\npeer-port = {}",
-            a.port
-        ),
-    );
+    let nb = peer_node(&b, &a, "catchup-timeout = 10s");
     assert_eq!(nb.notify(&["master"]).code, 0, "{}", nb.log());
     assert!(read_only(&a), "the peer was not fenced: {}", nb.log());
     assert!(!read_only(&b));
@@ -750,14 +710,7 @@ fn a_promotion_whose_session_was_killed_fences_again_before_opening() {
     with_app_table(&a, &b);
     b.exec("SET GLOBAL read_only = ON; STOP SLAVE SQL_THREAD");
     backlog(&a, 20);
-    let nb = node(
-        &b,
-        true,
-        &format!(
-            "catchup-timeout = 3s\non-catchup-timeout = open\npeer-host = 127.0.0.1\npeer-port = {}",
-            a.port
-        ),
-    );
+    let nb = peer_node(&b, &a, "catchup-timeout = 3s\non-catchup-timeout = open");
     let mut hook = nb.notify_spawn(&["master"]);
     let until = Instant::now() + Duration::from_secs(5);
     while !nb.log().contains("fenced (read-only") {
@@ -812,14 +765,7 @@ fn a_fence_undoes_a_peer_promotion_that_opened_between_its_statements() {
         n
     });
     sleep(Duration::from_millis(200));
-    let nb = node(
-        &b,
-        true,
-        &format!(
-            "catchup-timeout = 10s\npeer-host = 127.0.0.1\npeer-port = {}",
-            a.port
-        ),
-    );
+    let nb = peer_node(&b, &a, "catchup-timeout = 10s");
     let r = nb.notify(&["master"]);
     stop.store(true, Ordering::SeqCst);
     let n = opener.join().unwrap();
@@ -868,14 +814,7 @@ fn scheduled_events_follow_the_writer() {
 
     let (na, nb) = (
         node(&a, false, "handle-events = on"),
-        node(
-            &b,
-            true,
-            &format!(
-                "catchup-timeout = 10s\nhandle-events = on\npeer-host = 127.0.0.1\npeer-port = {}",
-                a.port
-            ),
-        ),
+        peer_node(&b, &a, "catchup-timeout = 10s\nhandle-events = on"),
     );
     assert_eq!(na.notify(&["backup"]).code, 0, "{}", na.log());
     assert_eq!(nb.notify(&["master"]).code, 0, "{}", nb.log());
@@ -983,14 +922,7 @@ fn a_peer_that_cannot_be_fenced_keeps_the_promotion_read_only() {
          CREATE USER '{NOTIFY_USER}'@'127.0.0.1' IDENTIFIED BY '{NOTIFY_PASS}'; \
          GRANT PROCESS, SLAVE MONITOR ON *.* TO '{NOTIFY_USER}'@'127.0.0.1'; SET sql_log_bin = 1"
     ));
-    let nb = node(
-        &b,
-        true,
-        &format!(
-            "catchup-timeout = 5s\npeer-host = 127.0.0.1\npeer-port = {}",
-            a.port
-        ),
-    );
+    let nb = peer_node(&b, &a, "catchup-timeout = 5s");
     let r = nb.notify(&["master"]);
     assert_ne!(r.code, 0, "{}", nb.log());
     assert!(
@@ -1040,14 +972,7 @@ fn a_fenced_vip_holder_is_promoted_again_only_when_nobody_writes() {
     let (a, b) = pair();
     with_app_table(&a, &b);
     a.exec("SET GLOBAL read_only = ON");
-    let nb = node(
-        &b,
-        true,
-        &format!(
-            "catchup-timeout = 5s\npeer-host = 127.0.0.1\npeer-port = {}",
-            a.port
-        ),
-    );
+    let nb = peer_node(&b, &a, "catchup-timeout = 5s");
     assert_eq!(nb.notify(&["master"]).code, 0, "{}", nb.log());
     assert!(!read_only(&b));
     // Fenced while the peer took writes: the peer is the master, nothing to do.
