@@ -24,7 +24,7 @@ use crate::lock::{self, Lock, LockError};
 use crate::log::{Logger, Severity};
 use crate::rejoin;
 use crate::role;
-use crate::state::notify::{HistoryEntry, NotifyRecord};
+use crate::state::notify::{HistoryEntry, NotifyRecord, PeerChannel};
 use crate::state::{self, now_unix, rfc3339};
 use crate::verdict::Class;
 use crate::wire::{Conn, ResultSet, WireError};
@@ -1209,7 +1209,20 @@ fn promote(ctx: &Ctx) -> Outcome {
     // A peer that refused us fails the wait, but the local relay log is still applied
     // first: `on-catchup-timeout = open` must not open on an unapplied backlog.
     let mut seen = PeerSeen::default();
-    let mut caught = match wait_for_peer(ctx, &mut conn, deadline, &mut seen) {
+    let waited_for_peer = wait_for_peer(ctx, &mut conn, deadline, &mut seen);
+    // A peer that is gone has nothing to send us now, and if it comes back while the
+    // relay log is still being applied here (our own restart hook restarts it within
+    // seconds), what it fetched first would be its orphans: held before the catch-up,
+    // not after it. The relay log already received is applied all the same.
+    let held_early = seen.gone && hold_or_alert(ctx, &mut conn, "before catching up").is_some();
+    if held_early {
+        ctx.log.log(
+            Severity::Notice,
+            "MASTER: the peer is gone: fetching from it stopped before catching up (the relay \
+             log already received is applied)",
+        );
+    }
+    let mut caught = match waited_for_peer {
         Ok(()) => wait_applied(ctx, &mut conn, deadline),
         Err(e) => wait_applied(ctx, &mut conn, deadline).and(Err(e)),
     };
@@ -1271,24 +1284,21 @@ fn promote(ctx: &Ctx) -> Outcome {
         }
     }
     // Caught up, writes about to open: stop fetching from the peer until it is known to
-    // hold nothing we lack (rejoin). Never a reason not to promote.
-    let held = if open {
-        match rejoin::hold(s, &mut conn) {
-            Ok(h) => h,
-            Err(e) => {
-                let msg = format!("MASTER: {e}: a returning old master's unreplicated writes could be applied here");
-                ctx.log.log(Severity::Err, &msg);
-                ctx.alert("peer-channel", &msg);
-                None
-            }
-        }
+    // hold nothing we lack (rejoin), and record where we are now. Never a reason not to
+    // promote. Held early, the channel stays held even if writes stay closed: this node
+    // holds the VIP, and a person who opens writes here must not find the returning
+    // old master's orphans applied already.
+    let held = if open || held_early {
+        hold_or_alert(ctx, &mut conn, "after catching up")
     } else {
         None
     };
     let opening = open_writes(ctx, &mut conn, open, waited);
     let resume = conn.dialect.io_thread_sql(true);
     if let Some(ch) = held {
-        if matches!(opening, Opening::Opened) {
+        if matches!(opening, Opening::Opened)
+            || (held_early && matches!(opening, Opening::KeptClosed))
+        {
             let saved = record(s, |r| r.peer_channel = Some(ch));
             match saved.and_then(|()| {
                 let mut args = ctx.file_args.to_vec();
@@ -1380,6 +1390,23 @@ fn promote(ctx: &Ctx) -> Outcome {
     }
 }
 
+/// Stops fetching from the peer (rejoin::hold); a failure is logged and alerted, since
+/// a returning old master's unreplicated writes could then be applied here.
+fn hold_or_alert(ctx: &Ctx, conn: &mut Connection, when: &str) -> Option<PeerChannel> {
+    match rejoin::hold(ctx.s, conn) {
+        Ok(h) => h,
+        Err(e) => {
+            let msg = format!(
+                "MASTER: {e} ({when}): a returning old master's unreplicated writes could be \
+                 applied here"
+            );
+            ctx.log.log(Severity::Err, &msg);
+            ctx.alert("peer-channel", &msg);
+            None
+        }
+    }
+}
+
 /// Opens writes (if `open`) under the notify lock, only while our event is still the
 /// newest and the VIP still here. The record says MASTER before writes open: a node
 /// that is writable is never recorded as a standby (the check would demote it again).
@@ -1445,6 +1472,8 @@ struct PeerSeen {
     fenced: bool,
     /// It could not be reached, yet our replication still receives from it.
     alive_unfenced: bool,
+    /// It could not be reached and nothing says it is alive: crashed, or gone.
+    gone: bool,
 }
 
 /// Fences the peer again, for a promotion whose own session broke after the first
@@ -1594,7 +1623,9 @@ fn wait_for_peer(
                         e.msg
                     ))
                 }
-                None => skip(&e).inspect_err(|_| seen.alive_unfenced = true),
+                None => skip(&e)
+                    .inspect(|()| seen.gone = true)
+                    .inspect_err(|_| seen.alive_unfenced = true),
             }
         }
         Err(e) => return refused(&e),
@@ -1640,7 +1671,9 @@ fn wait_for_peer(
         Err(e) => {
             let e = classify(&e);
             return if gone(&e) {
-                skip(&e).inspect_err(|_| seen.alive_unfenced = true)
+                skip(&e)
+                    .inspect(|()| seen.gone = true)
+                    .inspect_err(|_| seen.alive_unfenced = true)
             } else {
                 refused(&e)
             };

@@ -509,10 +509,31 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
                 let master_now = s
                     .vip
                     .is_none_or(|vip| role::local_addresses().contains(&vip));
+                // A promotion that kept writes closed holds the channel too, but a
+                // read-only node cannot write the marker (it would be an errant
+                // transaction of its own): said and recorded, and marked once writes
+                // open here (the message then differs).
+                let read_only = local
+                    .query("SELECT @@global.read_only AS ro")
+                    .map(|r| r.get(0, "ro") != Some("0"))
+                    .unwrap_or(false);
+                let msg = if read_only {
+                    format!(
+                        "{msg}. This node is read-only (its promotion kept writes closed): no \
+                         marker is written, so the peer's check is not told until writes open here"
+                    )
+                } else {
+                    msg
+                };
                 if msg != said && master_now {
                     // Reported only once the marker and the record say it too: a failed
                     // write is tried again on the next round.
-                    let marked = mark(&mut local, c.peer_id, Some(&extra)).and_then(|()| {
+                    let marked = if read_only {
+                        Ok(())
+                    } else {
+                        mark(&mut local, c.peer_id, Some(&extra))
+                    }
+                    .and_then(|()| {
                         crate::notify::record(s, |r| {
                             if let Some(c) = r.peer_channel.as_mut() {
                                 c.state = "diverged".into();

@@ -528,6 +528,125 @@ fn a_clean_old_master_rejoins_by_itself() {
     );
 }
 
+/// The old master with orphans, killed while the standby still has a relay log to
+/// apply: its applier waits on a row lock the returned session holds, so the catch-up
+/// cannot end until the test lets it. The standby's IO thread keeps trying to
+/// reconnect, as after a crash. (Restarted with its SQL thread stopped, MariaDB would
+/// drop the relay log instead: hence the lock.)
+fn orphans_and_an_unapplied_backlog(a: &mut Mariadb, b: &Mariadb) -> (String, mysql::Conn) {
+    with_app_table(a, b);
+    a.exec("SET GLOBAL read_only = OFF; INSERT INTO app.t (id, v) VALUES (1, 0)");
+    b.sync_with(a);
+    b.exec("SET GLOBAL read_only = ON");
+    let mut locker = b.root();
+    locker
+        .query_drop("BEGIN; SELECT * FROM app.t WHERE id = 1 FOR UPDATE")
+        .unwrap();
+    a.exec("UPDATE app.t SET v = 1 WHERE id = 1");
+    backlog(a, 1); // both received by b, not applied
+    let pos = a.value("SELECT @@gtid_binlog_pos").unwrap();
+    let t = Instant::now();
+    while b.slave_field("Gtid_IO_Pos").as_deref() != Some(pos.as_str()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "b never received {pos}"
+        );
+        sleep(Duration::from_millis(50));
+    }
+    b.exec("STOP SLAVE IO_THREAD");
+    backlog(a, 3); // acknowledged on a, never sent to b: its orphans
+    let orphans = a.value("SELECT @@gtid_binlog_pos").unwrap();
+    a.kill();
+    b.exec("START SLAVE IO_THREAD"); // retries every second, as after a crash
+    (orphans, locker)
+}
+
+/// The old master comes back (our restart hook restarts it within seconds) while the
+/// new master is still applying its relay log: nothing it sends is fetched, not even
+/// before writes open. Fetching from a peer that is gone stops before the catch-up.
+#[test]
+fn an_old_master_back_before_the_catch_up_ends_is_not_fetched_from() {
+    let (mut a, b) = pair();
+    let (orphans, mut locker) = orphans_and_an_unapplied_backlog(&mut a, &b);
+    let before = rows(&b);
+    let nb = peer_node(&b, &a, "catchup-timeout = 20s");
+    let r = thread::scope(|sc| {
+        let h = sc.spawn(|| nb.notify(&["master"]));
+        sleep(Duration::from_millis(500));
+        a.restart();
+        // Long enough for an IO thread left running to reconnect and fetch.
+        sleep(Duration::from_secs(3));
+        assert!(read_only(&b), "writes opened before the catch-up");
+        locker.query_drop("ROLLBACK").unwrap(); // the relay log is applied: caught up
+        h.join().unwrap()
+    });
+    assert_eq!(r.code, 0, "{r:?} {}", nb.log());
+    assert!(!read_only(&b));
+    assert_eq!(
+        rows(&b),
+        before + 1,
+        "the relay log is applied, nothing more"
+    );
+    assert_eq!(
+        b.value("SELECT v FROM app.t WHERE id = 1").as_deref(),
+        Some("1")
+    );
+    assert_ne!(
+        b.slave_field("Gtid_IO_Pos").as_deref(),
+        Some(orphans.as_str()),
+        "the old master's orphans were fetched"
+    );
+    let rec = channel_becomes(&nb, "diverged", Duration::from_secs(30));
+    assert_eq!(rec["peer_channel"]["state"], "diverged", "{rec}");
+    assert!(
+        nb.log()
+            .contains("fetching from it stopped before catching up"),
+        "{}",
+        nb.log()
+    );
+    sleep(Duration::from_secs(1));
+    assert_eq!(
+        rows(&b),
+        before + 1,
+        "the orphans were applied on the new master"
+    );
+}
+
+/// The same, and the promotion keeps writes closed (catch-up incomplete): the channel
+/// stays held all the same, the watcher names the orphans, and writes no marker from a
+/// read-only node (that row would be an errant transaction of its own).
+#[test]
+fn a_promotion_that_keeps_writes_closed_still_holds_a_gone_peer() {
+    let (mut a, b) = pair();
+    let (orphans, _locker) = orphans_and_an_unapplied_backlog(&mut a, &b);
+    let nb = peer_node(&b, &a, "catchup-timeout = 1s");
+    let r = nb.notify(&["master"]);
+    assert_eq!(r.code, 30, "{r:?} {}", nb.log());
+    assert!(read_only(&b));
+    assert_eq!(
+        nb.notify_state()["peer_channel"]["state"],
+        "held",
+        "{}",
+        nb.log()
+    );
+    a.restart();
+    let rec = channel_becomes(&nb, "diverged", Duration::from_secs(30));
+    assert_eq!(rec["peer_channel"]["state"], "diverged", "{rec}");
+    assert!(nb.log().contains("no marker is written"), "{}", nb.log());
+    assert_eq!(b.slave_field("Slave_IO_Running").as_deref(), Some("No"));
+    assert_ne!(
+        b.slave_field("Gtid_IO_Pos").as_deref(),
+        Some(orphans.as_str()),
+        "the old master's orphans were fetched"
+    );
+    assert_eq!(
+        b.value("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'keepalived_mysql' AND TABLE_NAME = 'diverged'")
+            .as_deref(),
+        Some("0"),
+        "a read-only node wrote the marker"
+    );
+}
+
 /// The old master comes back without some of its own transactions that the new master
 /// applied (its crash recovery cut them: a semi-sync ghost the standby had received).
 /// It would never fetch them back (they carry its own server id), so it is diverged.
