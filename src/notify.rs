@@ -1214,8 +1214,12 @@ fn promote(ctx: &Ctx) -> Outcome {
     // relay log is still being applied here (our own restart hook restarts it within
     // seconds), what it fetched first would be its orphans: held before the catch-up,
     // not after it. The relay log already received is applied all the same.
-    let held_early = seen.gone && hold_or_alert(ctx, &mut conn, "before catching up").is_some();
-    if held_early {
+    let held_early = if seen.gone {
+        hold_or_alert(ctx, &mut conn, "before catching up")
+    } else {
+        None
+    };
+    if held_early.is_some() {
         ctx.log.log(
             Severity::Notice,
             "MASTER: the peer is gone: fetching from it stopped before catching up (the relay \
@@ -1288,18 +1292,46 @@ fn promote(ctx: &Ctx) -> Outcome {
     // promote. Held early, the channel stays held even if writes stay closed: this node
     // holds the VIP, and a person who opens writes here must not find the returning
     // old master's orphans applied already.
-    let held = if open || held_early {
-        hold_or_alert(ctx, &mut conn, "after catching up")
-    } else {
-        None
+    let held = match held_early {
+        Some(mut ch) => {
+            rejoin::position(&mut conn, &mut ch);
+            Some(ch)
+        }
+        None if open => hold_or_alert(ctx, &mut conn, "after catching up"),
+        None => None,
     };
     let opening = open_writes(ctx, &mut conn, open, waited);
-    let resume = conn.dialect.io_thread_sql(true);
-    if let Some(ch) = held {
-        if matches!(opening, Opening::Opened)
-            || (held_early && matches!(opening, Opening::KeptClosed))
-        {
-            let saved = record(s, |r| r.peer_channel = Some(ch));
+    // An earlier promotion's channel not resumed yet (a re-assertion, a second MASTER
+    // event) is kept as it is: never restarted here, never overwritten ("diverged"
+    // stays diverged).
+    let prior = rec
+        .peer_channel
+        .as_ref()
+        .is_some_and(|c| c.state != "resumed");
+    match (held, &opening) {
+        (None, _) => {}
+        (Some(_), Opening::Superseded) if !prior => {
+            // Not promoted after all, no write taken here since the hold: fetch from
+            // the peer as before (a standby follows its master).
+            let resume = conn.dialect.io_thread_sql(true);
+            if let Err(e) = run_all(&mut conn, resume) {
+                let msg = format!(
+                    "MASTER: superseded, but fetching from the peer could not be started \
+                     again ({e}): START SLAVE IO_THREAD"
+                );
+                ctx.log.log(Severity::Err, &msg);
+                ctx.alert("peer-channel", &msg);
+            }
+        }
+        // Superseded with an earlier hold: the demotion's verified resume decides.
+        (Some(_), Opening::Superseded) => {}
+        // Opened, kept closed or failed with the VIP still here: held, watched.
+        (Some(ch), _) => {
+            let saved = if prior {
+                Ok(())
+            } else {
+                record(s, |r| r.peer_channel = Some(ch))
+            };
             match saved.and_then(|()| {
                 let mut args = ctx.file_args.to_vec();
                 args.push("--watch-peer".into());
@@ -1321,9 +1353,6 @@ fn promote(ctx: &Ctx) -> Outcome {
                     ctx.alert("peer-channel", &msg);
                 }
             }
-        } else {
-            // Not promoted after all: fetch from the peer as before.
-            let _ = run_all(&mut conn, resume);
         }
     }
     if matches!(opening, Opening::Opened) {
@@ -1628,7 +1657,12 @@ fn wait_for_peer(
                     .inspect_err(|_| seen.alive_unfenced = true),
             }
         }
-        Err(e) => return refused(&e),
+        // Alive and misconfigured (access denied, TLS, a bad reply): it cannot be
+        // fenced, so on-catchup-timeout = open does not apply either.
+        Err(e) => {
+            seen.alive_unfenced = true;
+            return refused(&e);
+        }
     };
     // A live peer is fenced before its position is read: whatever it acknowledged is
     // then in that position, and nothing after it (the switchover order of MaxScale

@@ -43,8 +43,16 @@ const LOST_GRACE: Duration = Duration::from_secs(5);
 /// A failover's old master may take long to come back; the watcher waits this long.
 const WATCH_FOR: Duration = Duration::from_secs(24 * 3600);
 
-/// At promotion, after catch-up and before writes open: stop fetching from the peer
-/// and record where we are. `Ok(None)`: nothing to hold (no replica, no peer-host).
+/// How long a promotion waits for the reply to its STOP of the IO thread. The server
+/// stops fetching as soon as it reads the statement, but its reply waits for the IO
+/// thread to let go of its connection: up to 2 s measured when the peer is cut off
+/// (packets dropped), the case a failover is most often in. Not waited for: the stop is
+/// recorded as pending and the watcher confirms it.
+const HOLD_REPLY: Duration = Duration::from_millis(300);
+
+/// At promotion, before writes open: stop fetching from the peer and record where we
+/// are. `Ok(None)`: nothing to hold (no replica, no peer-host). The STOP goes on a
+/// session of its own, so a slow reply (see HOLD_REPLY) never breaks `conn`.
 pub fn hold(s: &NotifySettings, conn: &mut Connection) -> Result<Option<PeerChannel>, String> {
     if s.peer_host.is_none() {
         return Ok(None);
@@ -53,27 +61,54 @@ pub fn hold(s: &NotifySettings, conn: &mut Connection) -> Result<Option<PeerChan
     let status = conn
         .query(d.replica_status_sql())
         .map_err(|e| format!("replica status: {e}"))?;
-    let Some(channel) = d.status_from(&status) else {
+    if d.status_from(&status).is_none() {
         return Ok(None);
+    }
+    let fail = |e: String| format!("cannot stop fetching from the peer: {e}");
+    let mut own = s
+        .login()
+        .connect(s.connect_timeout)
+        .map_err(|e| fail(e.msg))?;
+    own.set_read_timeout(HOLD_REPLY);
+    let stop_pending = match own.query(d.io_thread_sql(false)) {
+        Ok(_) => false,
+        // Sent and read by the server, its reply not back yet: the IO thread is being
+        // stopped (the server finishes a STOP whose client has gone).
+        Err(e) if e.is_timeout() => true,
+        Err(e) => return Err(fail(e.to_string())),
     };
-    conn.query(d.io_thread_sql(false))
-        .map_err(|e| format!("cannot stop fetching from the peer: {e}"))?;
-    // Stopped now: from here on the channel is held whatever else fails; the position
-    // is only shown, never decided on.
+    // Stopped now: from here on the channel is held whatever else fails.
+    let mut ch = PeerChannel {
+        state: "held".into(),
+        since: now_unix(),
+        server_started: server_started(conn),
+        stop_pending,
+        ..PeerChannel::default()
+    };
+    position(conn, &mut ch);
+    Ok(Some(ch))
+}
+
+/// Records in `ch` where this node is (applied, the peer's part of it, received): at
+/// the hold, and again once caught up when the hold came before the catch-up. Only ever
+/// shown, never decided on.
+pub fn position(conn: &mut Connection, ch: &mut PeerChannel) {
+    let d = conn.dialect.clone();
+    let Some(channel) = conn
+        .query(d.replica_status_sql())
+        .ok()
+        .and_then(|st| d.status_from(&st))
+    else {
+        return;
+    };
     let applied = conn
         .query(d.executed_gtid_sql())
         .ok()
         .and_then(|r| r.get(0, "pos").map(String::from))
         .unwrap_or_default();
-    Ok(Some(PeerChannel {
-        state: "held".into(),
-        from_peer: peers_part(d.flavor, &applied, &channel),
-        promoted_at: applied,
-        received: channel.received_gtids,
-        since: now_unix(),
-        peer_extra: None,
-        server_started: server_started(conn),
-    }))
+    ch.from_peer = peers_part(d.flavor, &applied, &channel);
+    ch.promoted_at = applied;
+    ch.received = channel.received_gtids;
 }
 
 /// When this mysqld started (now minus its uptime), to a second or so.
@@ -366,6 +401,10 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
         }
     };
     let mut by_hand = false;
+    // The extra set the marker was last written for, and the last marker or record
+    // failure said (each said once, tried again every round).
+    let mut marked_for = String::new();
+    let mut mark_said = String::new();
     // Since when the peer has lacked only its own transactions (see LOST_GRACE).
     let mut lost_since: Option<Instant> = None;
     while Instant::now() < until {
@@ -396,9 +435,24 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
             let st = local
                 .query(d.replica_status_sql())
                 .map_err(|e| classify_wire(&e))?;
-            if d.status_from(&st)
-                .is_some_and(|r| r.io_running != ThreadState::No)
-            {
+            let running = d
+                .status_from(&st)
+                .is_some_and(|r| r.io_running != ThreadState::No);
+            if ch.stop_pending {
+                // The promotion's STOP, still on its way: seen through here, never read
+                // as a person's START.
+                if running {
+                    local.set_read_timeout(Duration::from_secs(10));
+                    local
+                        .query(d.io_thread_sql(false))
+                        .map_err(|e| classify_wire(&e))?;
+                }
+                let _ = crate::notify::record(s, |r| {
+                    if let Some(c) = r.peer_channel.as_mut() {
+                        c.stop_pending = false;
+                    }
+                });
+            } else if running {
                 let restarted = match (ch.server_started, server_started(&mut local)) {
                     (Some(then), Some(now)) => now > then + 5.0,
                     // Cannot tell: take it for a restart, never for a person's choice.
@@ -494,10 +548,14 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
             Ok((mut local, c)) => {
                 let extra = c.gtids();
                 let msg = format!(
-                    "DIVERGED: peer {peer_name} {}; replication from it stays stopped, so \
-                     nothing of it is applied here. Re-clone the peer from this node{}, then \
-                     it resumes by itself (see keepalived-mysql-notify(8), REJOIN)",
+                    "DIVERGED: peer {peer_name} {}; {}. Re-clone the peer from this node{}, \
+                     then it resumes by itself (see keepalived-mysql-notify(8), REJOIN)",
                     c.describe(),
+                    if by_hand {
+                        "fetching from it was started by hand here"
+                    } else {
+                        "replication from it stays stopped, so nothing of it is applied here"
+                    },
                     if c.lost.is_empty() {
                         ", or apply them here on purpose (START SLAVE IO_THREAD)"
                     } else {
@@ -509,41 +567,57 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
                 let master_now = s
                     .vip
                     .is_none_or(|vip| role::local_addresses().contains(&vip));
-                // A promotion that kept writes closed holds the channel too, but a
-                // read-only node cannot write the marker (it would be an errant
-                // transaction of its own): said and recorded, and marked once writes
-                // open here (the message then differs).
+                if !master_now {
+                    sleep(Duration::from_secs(1));
+                    continue;
+                }
+                // Recorded and said first: status, the check's JSON and the alert never
+                // wait for the marker. A failed record is tried again next round.
+                if msg != said {
+                    match crate::notify::record(s, |r| {
+                        if let Some(c) = r.peer_channel.as_mut() {
+                            c.state = "diverged".into();
+                            c.peer_extra = Some(extra.clone());
+                        }
+                    }) {
+                        Ok(()) => say(&mut said, Severity::Err, msg, Some("peer-diverged")),
+                        Err(e) => say(
+                            &mut mark_said,
+                            Severity::Err,
+                            format!("{msg}; but {e}"),
+                            None,
+                        ),
+                    }
+                }
+                // The marker tells the peer's own check. A promotion that kept writes
+                // closed holds the channel too, but a read-only node cannot write it
+                // (the row would be an errant transaction of its own): marked once
+                // writes open here. Failures are said once, and tried again.
                 let read_only = local
                     .query("SELECT @@global.read_only AS ro")
                     .map(|r| r.get(0, "ro") != Some("0"))
-                    .unwrap_or(false);
-                let msg = if read_only {
-                    format!(
-                        "{msg}. This node is read-only (its promotion kept writes closed): no \
-                         marker is written, so the peer's check is not told until writes open here"
-                    )
-                } else {
-                    msg
-                };
-                if msg != said && master_now {
-                    // Reported only once the marker and the record say it too: a failed
-                    // write is tried again on the next round.
-                    let marked = if read_only {
-                        Ok(())
+                    .unwrap_or(true);
+                if marked_for != extra {
+                    if read_only {
+                        say(
+                            &mut mark_said,
+                            Severity::Warning,
+                            "peer watch: this node is read-only (its promotion kept writes \
+                             closed): no diverged marker is written, so the peer's check is \
+                             not told until writes open here"
+                                .into(),
+                            None,
+                        );
                     } else {
-                        mark(&mut local, c.peer_id, Some(&extra))
-                    }
-                    .and_then(|()| {
-                        crate::notify::record(s, |r| {
-                            if let Some(c) = r.peer_channel.as_mut() {
-                                c.state = "diverged".into();
-                                c.peer_extra = Some(extra.clone());
-                            }
-                        })
-                    });
-                    match marked {
-                        Ok(()) => say(&mut said, Severity::Err, msg, Some("peer-diverged")),
-                        Err(e) => log.log(Severity::Err, &format!("{msg}; but {e}")),
+                        match mark(&mut local, c.peer_id, Some(&extra)) {
+                            Ok(()) => marked_for = extra,
+                            Err(e) => say(
+                                &mut mark_said,
+                                Severity::Err,
+                                format!("peer watch: {e}: the peer's check is not told yet"),
+                                Some("peer-channel"),
+                            ),
+                        }
                     }
                 }
             }

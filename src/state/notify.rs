@@ -36,6 +36,10 @@ pub struct PeerChannel {
     /// under a server started since was started by that restart, not by a person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_started: Option<f64>,
+    /// The promotion's STOP was sent but not confirmed (its reply was slow): the
+    /// watcher confirms it before it reads a running channel as a person's doing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stop_pending: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
