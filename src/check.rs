@@ -520,7 +520,21 @@ pub fn judge(s: &CheckSettings, role: (Role, RoleSource), obs: Observation) -> V
     if let Some(p) = r.sql_problem() {
         return fail(v, Class::Replication, p);
     }
-    if let Some(p) = r.io_problem() {
+    // Stopped by the rejoin because the peer diverged: this node holds the good copy
+    // (the peer's own check says diverged), so it stays eligible; its promotion waits
+    // for nothing of the peer's beyond what was found diverged.
+    let diverged_peer = (r.io_running == ThreadState::No)
+        .then(|| state::notify::file(s).load().and_then(|n| n.peer_channel))
+        .flatten()
+        .filter(|c| c.state == "diverged")
+        .and_then(|c| c.peer_extra);
+    if let Some(extra) = diverged_peer {
+        v.notes.push(format!(
+            "replication from the peer held: it DIVERGED ({extra}); this node stays \
+             eligible, the peer is not until repaired"
+        ));
+        v.peer_diverged = Some(extra);
+    } else if let Some(p) = r.io_problem() {
         return fail(v, Class::Replication, p);
     }
     if !obs.read_only {

@@ -1700,6 +1700,27 @@ fn wait_for_peer(
             return Err(e);
         }
     }
+    // A peer found diverged earlier, with nothing new since, has nothing we should wait
+    // for: what it has beyond us is exactly what is kept off here (its own check says
+    // diverged). Anything else it has is waited for as usual, and cannot arrive.
+    if let Some(extra) = load(ctx.s)
+        .peer_channel
+        .filter(|c| c.state == "diverged")
+        .and_then(|c| c.peer_extra)
+    {
+        if let Ok(c) = rejoin::compare(conn, &mut peer) {
+            if c.gtids() == extra {
+                ctx.log.log(
+                    Severity::Notice,
+                    &format!(
+                        "MASTER: peer {peer_name} is the diverged one ({extra}) and has \
+                         written nothing since: nothing of it to wait for"
+                    ),
+                );
+                return Ok(());
+            }
+        }
+    }
     let pos = match peer.query(d.binlog_gtid_sql()) {
         Ok(r) => r.get(0, "pos").unwrap_or("").to_string(),
         Err(e) => {

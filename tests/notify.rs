@@ -508,6 +508,50 @@ fn a_returning_old_master_with_orphans_is_never_applied_here() {
     assert_eq!(r.code, 0, "{}", r.stdout);
 }
 
+/// The new master that found its peer diverged loses the VIP (its own fault) and gets
+/// it back: it stays an eligible standby meanwhile (its channel held on purpose, the
+/// peer the one not eligible), and its promotion waits for nothing of the diverged
+/// peer's, whose orphans stay off. Otherwise neither node could serve.
+#[test]
+fn the_node_that_found_its_peer_diverged_can_serve_again() {
+    let (mut a, b) = pair();
+    with_app_table(&a, &b);
+    a.exec("SET GLOBAL read_only = OFF");
+    b.exec("SET GLOBAL read_only = ON; STOP SLAVE IO_THREAD");
+    backlog(&a, 3); // a's orphans
+    a.kill();
+    let peer = format!(
+        "catchup-timeout = 5s\npeer-host = 127.0.0.1\npeer-port = {}",
+        a.port
+    );
+    let nb = node(&b, true, &peer);
+    assert_eq!(nb.notify(&["master"]).code, 0, "{}", nb.log());
+    let before = rows(&b);
+    a.restart();
+    let rec = channel_becomes(&nb, "diverged", Duration::from_secs(30));
+    assert_eq!(rec["peer_channel"]["state"], "diverged", "{rec}");
+    // The VIP leaves b: the same node, its record, without the address.
+    let gone = node(&b, false, &peer);
+    std::fs::create_dir_all(gone.path("run")).unwrap();
+    std::fs::copy(nb.path("run/notify.json"), gone.path("run/notify.json")).unwrap();
+    assert_eq!(gone.notify(&["backup"]).code, 0, "{}", gone.log());
+    assert!(read_only(&b));
+    assert_eq!(b.slave_field("Slave_IO_Running").as_deref(), Some("No"));
+    let r = gone.check(&["--format", "text"]);
+    assert_eq!(r.code, 0, "the good copy is not eligible: {}", r.stdout);
+    assert!(r.stdout.contains("DIVERGED"), "{}", r.stdout);
+    // The VIP comes back: writes open without waiting for the diverged peer.
+    std::fs::copy(gone.path("run/notify.json"), nb.path("run/notify.json")).unwrap();
+    let r = nb.notify(&["master"]);
+    assert_eq!(r.code, 0, "{r:?} {}", nb.log());
+    assert!(!read_only(&b));
+    assert!(nb.log().contains("is the diverged one"), "{}", nb.log());
+    assert_eq!(nb.notify_state()["peer_channel"]["state"], "diverged");
+    sleep(Duration::from_secs(2));
+    assert_eq!(rows(&b), before, "the orphans were applied");
+    assert_eq!(b.slave_field("Slave_IO_Running").as_deref(), Some("No"));
+}
+
 /// The same crash with nothing unreplicated: the old master rejoins by itself, with no
 /// alert beyond the failover's own.
 #[test]
