@@ -520,13 +520,14 @@ pub fn judge(s: &CheckSettings, role: (Role, RoleSource), obs: Observation) -> V
     if let Some(p) = r.sql_problem() {
         return fail(v, Class::Replication, p);
     }
-    // Stopped by the rejoin because the peer diverged: this node holds the good copy
-    // (the peer's own check says diverged), so it stays eligible; its promotion waits
-    // for nothing of the peer's beyond what was found diverged.
-    let diverged_peer = (r.io_running == ThreadState::No)
+    // Stopped by the rejoin (not by an error) because the peer diverged, and the peer
+    // was told (the marker this node wrote fails its check): this node holds the good
+    // copy and stays eligible, or neither node could serve. Its promotion opens only if
+    // the peer answers, is fenced and has nothing beyond what was found diverged.
+    let diverged_peer = (r.io_running == ThreadState::No && r.last_io_errno == 0)
         .then(|| state::notify::file(s).load().and_then(|n| n.peer_channel))
         .flatten()
-        .filter(|c| c.state == "diverged")
+        .filter(|c| c.state == "diverged" && c.marked)
         .and_then(|c| c.peer_extra);
     if let Some(extra) = diverged_peer {
         v.notes.push(format!(

@@ -728,7 +728,16 @@ fn resume_peer_channel(ctx: &Ctx, conn: &mut Connection) {
     let keep_stopped = |conn: &mut Connection| {
         let sql = conn.dialect.io_thread_sql(false);
         run_all(conn, sql)
-            .map(|()| "stays stopped".to_string())
+            .map(|()| {
+                // Confirmed here: a later watcher must not take a person's START for
+                // the promotion's slow STOP.
+                let _ = record(ctx.s, |r| {
+                    if let Some(c) = r.peer_channel.as_mut() {
+                        c.stop_pending = false;
+                    }
+                });
+                "stays stopped".to_string()
+            })
             .unwrap_or_else(|e| format!("could NOT be stopped ({e})"))
     };
     if ch.state == "diverged" {
@@ -1209,7 +1218,18 @@ fn promote(ctx: &Ctx) -> Outcome {
     // A peer that refused us fails the wait, but the local relay log is still applied
     // first: `on-catchup-timeout = open` must not open on an unapplied backlog.
     let mut seen = PeerSeen::default();
-    let waited_for_peer = wait_for_peer(ctx, &mut conn, deadline, &mut seen);
+    let mut waited_for_peer = wait_for_peer(ctx, &mut conn, deadline, &mut seen);
+    if seen.gone {
+        if let Some(extra) = diverged_peer(s) {
+            // Whether it took writes since it was found diverged cannot be told, and
+            // this node has fetched none of them.
+            seen.diverged_moved = true;
+            waited_for_peer = Err(format!(
+                "the peer, found diverged ({extra}), cannot be reached: whether it took \
+                 writes since cannot be told, and this node fetched none"
+            ));
+        }
+    }
     // A peer that is gone has nothing to send us now, and if it comes back while the
     // relay log is still being applied here (our own restart hook restarts it within
     // seconds), what it fetched first would be its orphans: held before the catch-up,
@@ -1273,7 +1293,8 @@ fn promote(ctx: &Ctx) -> Outcome {
             ),
         );
     }
-    let open = caught.is_ok() || keep || (s.open_on_catchup_timeout && !seen.alive_unfenced);
+    let open = !seen.diverged_moved
+        && (caught.is_ok() || keep || (s.open_on_catchup_timeout && !seen.alive_unfenced));
     if writable_master && !open {
         // The re-assertion failed (the peer could not be fenced or waited for): this
         // node must not stay writable beside it.
@@ -1304,13 +1325,10 @@ fn promote(ctx: &Ctx) -> Outcome {
     // An earlier promotion's channel not resumed yet (a re-assertion, a second MASTER
     // event) is kept as it is: never restarted here, never overwritten ("diverged"
     // stays diverged).
-    let prior = rec
-        .peer_channel
-        .as_ref()
-        .is_some_and(|c| c.state != "resumed");
+    let prior = load(s).peer_channel.is_some_and(|c| c.state != "resumed");
     match (held, &opening) {
         (None, _) => {}
-        (Some(_), Opening::Superseded) if !prior => {
+        (Some(_), Opening::Superseded) if !prior && !was_master => {
             // Not promoted after all, no write taken here since the hold: fetch from
             // the peer as before (a standby follows its master).
             let resume = conn.dialect.io_thread_sql(true);
@@ -1323,8 +1341,23 @@ fn promote(ctx: &Ctx) -> Outcome {
                 ctx.alert("peer-channel", &msg);
             }
         }
-        // Superseded with an earlier hold: the demotion's verified resume decides.
-        (Some(_), Opening::Superseded) => {}
+        // Superseded, but an earlier hold stands, or this node was the master (it may
+        // hold writes of its own): fetching starts again only verified, as on a
+        // demotion (or stays stopped, said and alerted).
+        (Some(ch), Opening::Superseded) => {
+            if !prior {
+                if let Err(e) = record(s, |r| r.peer_channel = Some(ch)) {
+                    let msg = format!(
+                        "MASTER: superseded; replication from the peer stays stopped and \
+                         cannot be recorded ({e}): START SLAVE IO_THREAD once the peer is \
+                         known to hold nothing this node lacks"
+                    );
+                    ctx.log.log(Severity::Err, &msg);
+                    ctx.alert("peer-channel", &msg);
+                }
+            }
+            resume_peer_channel(ctx, &mut conn);
+        }
         // Opened, kept closed or failed with the VIP still here: held, watched.
         (Some(ch), _) => {
             let saved = if prior {
@@ -1503,6 +1536,17 @@ struct PeerSeen {
     alive_unfenced: bool,
     /// It could not be reached and nothing says it is alive: crashed, or gone.
     gone: bool,
+    /// Found diverged earlier, it is gone or has changed since: this node, not fetching
+    /// from it, may lack its writes (never opened, whatever on-catchup-timeout says).
+    diverged_moved: bool,
+}
+
+/// The peer's extra GTIDs, when this node's record says it diverged.
+fn diverged_peer(s: &NotifySettings) -> Option<String> {
+    load(s)
+        .peer_channel
+        .filter(|c| c.state == "diverged")
+        .and_then(|c| c.peer_extra)
 }
 
 /// Fences the peer again, for a promotion whose own session broke after the first
@@ -1703,13 +1747,9 @@ fn wait_for_peer(
     // A peer found diverged earlier, with nothing new since, has nothing we should wait
     // for: what it has beyond us is exactly what is kept off here (its own check says
     // diverged). Anything else it has is waited for as usual, and cannot arrive.
-    if let Some(extra) = load(ctx.s)
-        .peer_channel
-        .filter(|c| c.state == "diverged")
-        .and_then(|c| c.peer_extra)
-    {
-        if let Ok(c) = rejoin::compare(conn, &mut peer) {
-            if c.gtids() == extra {
+    if let Some(extra) = diverged_peer(ctx.s) {
+        match rejoin::compare(conn, &mut peer) {
+            Ok(c) if c.gtids() == extra => {
                 ctx.log.log(
                     Severity::Notice,
                     &format!(
@@ -1718,6 +1758,19 @@ fn wait_for_peer(
                     ),
                 );
                 return Ok(());
+            }
+            // It moved since (a person repaired or promoted it): what it has now is
+            // unknown here, and this node has not fetched any of it.
+            r => {
+                seen.diverged_moved = true;
+                return Err(format!(
+                    "peer {peer_name} was found diverged ({extra}) and is no longer as it was \
+                     ({}): this node, not fetching from it, may lack its writes",
+                    match r {
+                        Ok(c) => c.describe(),
+                        Err(e) => e.msg,
+                    }
+                ));
             }
         }
     }

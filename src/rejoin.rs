@@ -65,17 +65,24 @@ pub fn hold(s: &NotifySettings, conn: &mut Connection) -> Result<Option<PeerChan
         return Ok(None);
     }
     let fail = |e: String| format!("cannot stop fetching from the peer: {e}");
-    let mut own = s
-        .login()
-        .connect(s.connect_timeout)
-        .map_err(|e| fail(e.msg))?;
-    own.set_read_timeout(HOLD_REPLY);
-    let stop_pending = match own.query(d.io_thread_sql(false)) {
-        Ok(_) => false,
-        // Sent and read by the server, its reply not back yet: the IO thread is being
-        // stopped (the server finishes a STOP whose client has gone).
-        Err(e) if e.is_timeout() => true,
-        Err(e) => return Err(fail(e.to_string())),
+    let stop_pending = match s.login().connect(s.connect_timeout) {
+        Ok(mut own) => {
+            own.set_read_timeout(HOLD_REPLY);
+            match own.query(d.io_thread_sql(false)) {
+                Ok(_) => false,
+                // Sent and read by the server, its reply not back yet: the IO thread is
+                // being stopped (the server finishes a STOP whose client has gone).
+                Err(e) if e.is_timeout() => true,
+                Err(e) => return Err(fail(e.to_string())),
+            }
+        }
+        // No second session (too many connections, say): on this one, reply awaited.
+        Err(_) => {
+            conn.set_read_timeout(Duration::from_secs(10));
+            conn.query(d.io_thread_sql(false))
+                .map_err(|e| fail(e.to_string()))?;
+            false
+        }
     };
     // Stopped now: from here on the channel is held whatever else fails.
     let mut ch = PeerChannel {
@@ -443,9 +450,18 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
                 // as a person's START.
                 if running {
                     local.set_read_timeout(Duration::from_secs(10));
-                    local
-                        .query(d.io_thread_sql(false))
-                        .map_err(|e| classify_wire(&e))?;
+                    if let Err(e) = local.query(d.io_thread_sql(false)) {
+                        say(
+                            &mut said,
+                            Severity::Err,
+                            format!(
+                                "peer watch: the promotion's stop of fetching from the peer \
+                                 is not confirmed ({e}): tried again"
+                            ),
+                            Some("peer-channel"),
+                        );
+                        return Err(classify_wire(&e));
+                    }
                 }
                 let _ = crate::notify::record(s, |r| {
                     if let Some(c) = r.peer_channel.as_mut() {
@@ -576,6 +592,7 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
                 if msg != said {
                     match crate::notify::record(s, |r| {
                         if let Some(c) = r.peer_channel.as_mut() {
+                            c.marked &= c.peer_extra.as_deref() == Some(&extra);
                             c.state = "diverged".into();
                             c.peer_extra = Some(extra.clone());
                         }
@@ -610,7 +627,19 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
                         );
                     } else {
                         match mark(&mut local, c.peer_id, Some(&extra)) {
-                            Ok(()) => marked_for = extra,
+                            Ok(()) => {
+                                // Recorded before it counts: a failed record is tried
+                                // again (the marker is insert-only, a second row is
+                                // harmless).
+                                let rec = crate::notify::record(s, |r| {
+                                    if let Some(c) = r.peer_channel.as_mut() {
+                                        c.marked = c.peer_extra.as_deref() == Some(&extra);
+                                    }
+                                });
+                                if rec.is_ok() {
+                                    marked_for = extra;
+                                }
+                            }
                             Err(e) => say(
                                 &mut mark_said,
                                 Severity::Err,

@@ -123,7 +123,8 @@ done
 log_event "last fault undone and both servers up: convergence starts"
 # The standby is eligible, or diverged: a frozen master's commit that no client saw
 # acknowledged (semi-sync's ghost) is on it alone. That is no fault of the run: the
-# holder names it, the standby's own check says so (exit 21) and a re-clone repairs it.
+# holder's record names it now, the standby's own check says so (exit 21) and a
+# re-clone repairs it.
 DIVERGED_END=""
 converged() {
     local h s rc
@@ -135,7 +136,9 @@ converged() {
     ip netns exec "$s" /usr/sbin/keepalived-mysql-check --format text >/dev/null
     rc=$?
     [ "$rc" = 0 ] && return 0
-    [ "$rc" = 21 ] && grep -q " peer-diverged " "$LAB/$h/alerts.log" &&
+    [ "$rc" = 21 ] && [ "$(python3 -c 'import json,sys
+print((json.load(open(sys.argv[1])).get("peer_channel") or {}).get("state", ""))' \
+        "$RUN/$h/km/notify.json" 2>/dev/null)" = diverged ] &&
         DIVERGED_END="$s diverged (exit 21), named by $h: $(grep -o 'DIVERGED: peer [^;]*' "$LAB/$h/keepalived-mysql.log" | tail -n 1)"
 }
 t0=$SECONDS

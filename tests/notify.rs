@@ -550,6 +550,29 @@ fn the_node_that_found_its_peer_diverged_can_serve_again() {
     sleep(Duration::from_secs(2));
     assert_eq!(rows(&b), before, "the orphans were applied");
     assert_eq!(b.slave_field("Slave_IO_Running").as_deref(), Some("No"));
+    // Once more, with the diverged peer gone: whether it took writes meanwhile cannot
+    // be told, and b fetched none of them: writes stay closed, whatever the policy.
+    let vip_gone = node(&b, false, &peer);
+    std::fs::create_dir_all(vip_gone.path("run")).unwrap();
+    std::fs::copy(nb.path("run/notify.json"), vip_gone.path("run/notify.json")).unwrap();
+    assert_eq!(vip_gone.notify(&["backup"]).code, 0, "{}", vip_gone.log());
+    a.kill();
+    let open = node(&b, true, &format!("{peer}\non-catchup-timeout = open"));
+    std::fs::create_dir_all(open.path("run")).unwrap();
+    std::fs::copy(
+        vip_gone.path("run/notify.json"),
+        open.path("run/notify.json"),
+    )
+    .unwrap();
+    let r = open.notify(&["master"]);
+    assert_eq!(r.code, 30, "{r:?} {}", open.log());
+    assert!(read_only(&b));
+    assert!(
+        open.log()
+            .contains("whether it took writes since cannot be told"),
+        "{}",
+        open.log()
+    );
 }
 
 /// The same crash with nothing unreplicated: the old master rejoins by itself, with no

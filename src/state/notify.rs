@@ -40,6 +40,11 @@ pub struct PeerChannel {
     /// watcher confirms it before it reads a running channel as a person's doing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stop_pending: bool,
+    /// The diverged marker for `peer_extra` was written here (it replicates to the
+    /// peer, whose check then fails): only then does this node stay eligible as a
+    /// standby with the channel held (the peer cannot become the master by itself).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub marked: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
