@@ -182,10 +182,20 @@ if [ -n "$semi" ]; then
 else
     echo "   lost acknowledged writes (asynchronous replication, reported): $lost"
 fi
+# Where the longest gap without an acknowledged write was, to read against the plan.
+read -r gap gap_from < <(awk '$3 == "ok" { if (p != "" && $2 - p > g) { g = $2 - p; from = p } p = $2 }
+    END { printf "%.2f %d\n", g, from }' "$LAB/writes.log")
+[ "${gap_from:-0}" -gt 0 ] && echo "   longest write gap: $gap s from $(date -d "@$gap_from" +%T)"
 # Hooks come and go (the restart hook runs every 2 s): one left running is one seen in
 # two looks 3 s apart, the rejoin watcher included (converged, it has nothing to wait
-# for).
-hooks() { pgrep -f 'keepalived-mysql-(notify|restart)' | sort; }
+# for), except the holder's watcher of a peer it named diverged: it waits for the repair.
+hooks() {
+    pgrep -f 'keepalived-mysql-(notify|restart)' | while read -r p; do
+        [ -n "$DIVERGED_END" ] && grep -q -- '--watch-peer' "/proc/$p/cmdline" 2>/dev/null &&
+            [ "$(ip netns identify "$p" 2>/dev/null)" = "$h" ] && continue
+        echo "$p"
+    done | sort
+}
 first=$(hooks); sleep 3
 left=$(comm -12 <(echo "$first") <(hooks) | grep . | xargs -r ps -o args= -p || true)
 expect "chaos: no hook process left running${left:+: $left}" [ -z "$left" ]
