@@ -520,23 +520,44 @@ pub fn judge(s: &CheckSettings, role: (Role, RoleSource), obs: Observation) -> V
     if let Some(p) = r.sql_problem() {
         return fail(v, Class::Replication, p);
     }
-    // Stopped by the rejoin (not by an error) because the peer diverged, and the peer
-    // was told (the marker this node wrote fails its check): this node holds the good
-    // copy and stays eligible, or neither node could serve. Its promotion opens only if
-    // the peer answers, is fenced and has nothing beyond what was found diverged.
-    let diverged_peer = (r.io_running == ThreadState::No && r.last_io_errno == 0)
+    // A channel the rejoin stopped decides, whatever error the IO thread last had (a
+    // stop while it retried a dead peer keeps that connection error, which alone would
+    // pass as "the peer is unreachable"). Held, unverified: this node does not fetch
+    // the peer's writes, so it may not take over. Stopped because the peer DIVERGED,
+    // and the peer told (the marker this node wrote fails its check): this node holds
+    // the good copy and stays eligible, or neither node could serve; its promotion
+    // opens only beside an unchanged, fenced peer. Read only while the thread is down.
+    let held = (r.io_running == ThreadState::No)
         .then(|| state::notify::file(s).load().and_then(|n| n.peer_channel))
         .flatten()
-        .filter(|c| c.state == "diverged" && c.marked)
-        .and_then(|c| c.peer_extra);
-    if let Some(extra) = diverged_peer {
-        v.notes.push(format!(
-            "replication from the peer held: it DIVERGED ({extra}); this node stays \
-             eligible, the peer is not until repaired"
-        ));
-        v.peer_diverged = Some(extra);
-    } else if let Some(p) = r.io_problem() {
-        return fail(v, Class::Replication, p);
+        .filter(|c| c.state != "resumed");
+    match held {
+        Some(c) if c.state == "diverged" && c.marked => {
+            let extra = c.peer_extra.unwrap_or_default();
+            v.notes.push(format!(
+                "replication from the peer held: it DIVERGED ({extra}); this node stays \
+                 eligible, the peer is not until repaired"
+            ));
+            v.peer_diverged = Some(extra);
+        }
+        Some(c) => {
+            return fail(
+                v,
+                Class::Replication,
+                format!(
+                    "replication from the peer {} since the promotion at {}: this node does \
+                     not fetch the peer's writes, so it is not an eligible standby until the \
+                     peer is verified (see keepalived-mysql-notify(8), REJOIN)",
+                    c.state,
+                    rfc3339(c.since)
+                ),
+            )
+        }
+        None => {
+            if let Some(p) = r.io_problem() {
+                return fail(v, Class::Replication, p);
+            }
+        }
     }
     if !obs.read_only {
         v.notes

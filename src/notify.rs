@@ -760,11 +760,22 @@ fn resume_peer_channel(ctx: &Ctx, conn: &mut Connection) {
             .connect(ctx.s.connect_timeout.min(Duration::from_secs(2)))
             .and_then(|mut peer| {
                 if !read_only_on(&mut peer)? {
-                    return Err(ConnError::new(
-                        Class::Config,
-                        "the peer is writable (it has taken over): what it had before \
-                         cannot be told from its position any more",
-                    ));
+                    // It has taken over: what it had before cannot be told from its
+                    // position any more, but following it forks nothing if this node
+                    // holds nothing it lacks (it fenced us and fetched ours first).
+                    let back = rejoin::compare(&mut peer, conn)?;
+                    return if back.clean() {
+                        Ok(back)
+                    } else {
+                        Err(ConnError::new(
+                            Class::Config,
+                            format!(
+                                "the peer is writable (it has taken over) and lacks what \
+                                 this node has: {}",
+                                back.gtids()
+                            ),
+                        ))
+                    };
                 }
                 rejoin::compare(conn, &mut peer)
             })

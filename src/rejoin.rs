@@ -610,11 +610,11 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
                 // closed holds the channel too, but a read-only node cannot write it
                 // (the row would be an errant transaction of its own): marked once
                 // writes open here. Failures are said once, and tried again.
-                let read_only = local
-                    .query("SELECT @@global.read_only AS ro")
-                    .map(|r| r.get(0, "ro") != Some("0"))
-                    .unwrap_or(true);
                 if marked_for != extra {
+                    let read_only = local
+                        .query("SELECT @@global.read_only AS ro")
+                        .map(|r| r.get(0, "ro") != Some("0"))
+                        .unwrap_or(true);
                     if read_only {
                         say(
                             &mut mark_said,
