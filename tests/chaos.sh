@@ -188,10 +188,13 @@ read -r gap gap_from < <(awk '$3 == "ok" { if (p != "" && $2 - p > g) { g = $2 -
 # Hooks come and go (the restart hook runs every 2 s): one left running is one seen in
 # two looks 3 s apart, the rejoin watcher included (converged, it has nothing to wait
 # for), except the holder's watcher of a peer it named diverged: it waits for the repair.
+# Only the lab's own (in its namespaces): not, say, a test's copy beside it.
 hooks() {
     pgrep -f 'keepalived-mysql-(notify|restart)' | while read -r p; do
-        [ -n "$DIVERGED_END" ] && grep -q -- '--watch-peer' "/proc/$p/cmdline" 2>/dev/null &&
-            [ "$(ip netns identify "$p" 2>/dev/null)" = "$h" ] && continue
+        ns=$(ip netns identify "$p" 2>/dev/null)
+        case $ns in node1|node2) ;; *) continue ;; esac
+        [ -n "$DIVERGED_END" ] && [ "$ns" = "$h" ] &&
+            grep -q -- '--watch-peer' "/proc/$p/cmdline" 2>/dev/null && continue
         echo "$p"
     done | sort
 }

@@ -143,8 +143,11 @@ local_writer_start() { # node
                 echo "$EPOCHREALTIME ok" >> "$LAB/local-writes.log"
             elif grep -q "ERROR 1290" "$LAB/local-writer.out"; then
                 echo "$EPOCHREALTIME refused" >> "$LAB/local-writes.log"
+            elif grep -q "ERROR 1927\|ERROR 2013" "$LAB/local-writer.out"; then
+                # Its session killed by the node's own demotion: the server's doing.
+                echo "$EPOCHREALTIME killed" >> "$LAB/local-writes.log"
             else
-                echo "$EPOCHREALTIME error" >> "$LAB/local-writes.log"
+                echo "$EPOCHREALTIME error $(head -c 160 "$LAB/local-writer.out" | tr '\n' ' ')" >> "$LAB/local-writes.log"
             fi
             sleep 0.05
         done

@@ -471,6 +471,18 @@ pub struct NodeConfig {
     pub log_file: PathBuf,
 }
 
+/// A test leaves no process behind: the notify hook's detached watcher
+/// (`--watch-peer`) would otherwise outlive the test, waiting for its peer.
+impl Drop for NodeConfig {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .args(["-f", "--"])
+            .arg(format!("--defaults-file={} ", self.cnf.display()))
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 impl NodeConfig {
     /// `active` decides the role through `vip`: 127.0.0.1 is on lo (active),
     /// 192.0.2.100 is on no interface here (standby).
