@@ -532,6 +532,21 @@ pub fn judge(s: &CheckSettings, role: (Role, RoleSource), obs: Observation) -> V
         .flatten()
         .filter(|c| c.state != "resumed");
     match held {
+        // Held while the peer was gone (the IO thread was retrying it), and no
+        // verification has reached it since: nothing to fetch, and the survivor must be
+        // able to take over again (after a keepalived restart, say).
+        Some(c)
+            if c.state == "held"
+                && !c.peer_answered
+                && r.last_io_errno != 0
+                && r.io_problem().is_none() =>
+        {
+            v.notes.push(format!(
+                "replication from the peer held since the promotion at {}; the peer has \
+                 not answered since (nothing to fetch)",
+                rfc3339(c.since)
+            ));
+        }
         Some(c) if c.state == "diverged" && c.marked => {
             let extra = c.peer_extra.unwrap_or_default();
             v.notes.push(format!(

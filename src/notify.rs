@@ -17,7 +17,7 @@ use crate::alert;
 use crate::command;
 use crate::config::{NotifySettings, Program};
 use crate::connection::{classify, ConnError, Connection};
-use crate::dialect::Flavor;
+use crate::dialect::{Flavor, ThreadState};
 use crate::events;
 use crate::files;
 use crate::lock::{self, Lock, LockError};
@@ -723,6 +723,35 @@ fn resume_peer_channel(ctx: &Ctx, conn: &mut Connection) {
         return;
     }
     let name = ctx.event.state.name();
+    // Started by a person (the by-hand repair) on a server that has not restarted
+    // since the hold, and not the promotion's own slow STOP: left running, and the
+    // record says so, or every later event would stop it again.
+    let d = conn.dialect.clone();
+    let running = conn
+        .query(d.replica_status_sql())
+        .ok()
+        .and_then(|st| d.status_from(&st))
+        .is_some_and(|r| r.io_running != ThreadState::No);
+    let restarted = match (ch.server_started, rejoin::server_started(conn)) {
+        (Some(then), Some(now)) => now > then + 5.0,
+        _ => true,
+    };
+    if running && !restarted && !ch.stop_pending {
+        let _ = record(ctx.s, |r| {
+            if let Some(c) = r.peer_channel.as_mut() {
+                c.state = "resumed".into();
+            }
+        });
+        ctx.log.log(
+            Severity::Notice,
+            &format!(
+                "{name}: replication from the peer ({} since the last promotion) was started \
+                 by hand: left running, its transactions applied here on purpose",
+                ch.state
+            ),
+        );
+        return;
+    }
     // Whatever is not resumed is stopped again here: a restart of this mysqld (the
     // server of a pending demotion, a reboot) starts the replica threads by itself.
     let keep_stopped = |conn: &mut Connection| {
@@ -763,24 +792,29 @@ fn resume_peer_channel(ctx: &Ctx, conn: &mut Connection) {
                     // It has taken over: what it had before cannot be told from its
                     // position any more, but following it forks nothing if this node
                     // holds nothing it lacks (it fenced us and fetched ours first).
+                    // And it must not lack its own transactions that this node has
+                    // (cut by its crash recovery): it would write those numbers again.
                     let back = rejoin::compare(&mut peer, conn)?;
-                    return if back.clean() {
+                    let lost = rejoin::compare(conn, &mut peer)?.lost;
+                    return if back.extra.is_empty() && lost.is_empty() {
                         Ok(back)
                     } else {
                         Err(ConnError::new(
                             Class::Config,
                             format!(
-                                "the peer is writable (it has taken over) and lacks what \
-                                 this node has: {}",
-                                back.gtids()
+                                "the peer is writable (it has taken over), and {}",
+                                if lost.is_empty() {
+                                    format!("this node has what it lacks: {}", back.extra)
+                                } else {
+                                    format!("lacks its own {lost}, which this node has")
+                                }
                             ),
                         ))
                     };
                 }
                 rejoin::compare(conn, &mut peer)
-            })
-            .map_err(|e| e.msg),
-        None => Err("peer-host is not set".into()),
+            }),
+        None => Err(ConnError::new(Class::Config, "peer-host is not set")),
     };
     match verified {
         Ok(c) if c.clean() => {}
@@ -803,12 +837,27 @@ fn resume_peer_channel(ctx: &Ctx, conn: &mut Connection) {
             return;
         }
         Err(e) => {
+            // A peer that answered (it refused, or lacks ours) is alive and may take
+            // writes this node does not fetch: not an eligible standby. One that is
+            // gone has nothing to send: the check lets this node take over again.
+            let answered = !matches!(e.class, Class::Down | Class::Timeout);
+            let _ = record(ctx.s, |r| {
+                if let Some(c) = r.peer_channel.as_mut() {
+                    c.peer_answered = answered;
+                }
+            });
             let stopped = keep_stopped(conn);
             let msg = format!(
                 "{name}: standby now, but replication from the peer, held since the last \
-                 promotion, {stopped}: the peer could not be verified ({e}). This node is \
-                 not an eligible standby until it fetches again: once the peer is known to \
-                 hold nothing this node lacks, START SLAVE IO_THREAD"
+                 promotion, {stopped}: the peer could not be verified ({}). {}",
+                e.msg,
+                if answered {
+                    "This node is not an eligible standby until it fetches again: once the \
+                     peer is known to hold nothing this node lacks, START SLAVE IO_THREAD"
+                } else {
+                    "The peer is gone, so there is nothing to fetch: this node stays \
+                     eligible; the next event tries again"
+                }
             );
             ctx.log.log(Severity::Err, &msg);
             ctx.alert("peer-channel", &msg);
@@ -1356,7 +1405,9 @@ fn promote(ctx: &Ctx) -> Outcome {
         // hold writes of its own): fetching starts again only verified, as on a
         // demotion (or stays stopped, said and alerted).
         (Some(ch), Opening::Superseded) => {
-            if !prior {
+            if prior {
+                keep_stop_pending(s, &ch);
+            } else {
                 if let Err(e) = record(s, |r| r.peer_channel = Some(ch)) {
                     let msg = format!(
                         "MASTER: superseded; replication from the peer stays stopped and \
@@ -1372,6 +1423,7 @@ fn promote(ctx: &Ctx) -> Outcome {
         // Opened, kept closed or failed with the VIP still here: held, watched.
         (Some(ch), _) => {
             let saved = if prior {
+                keep_stop_pending(s, &ch);
                 Ok(())
             } else {
                 record(s, |r| r.peer_channel = Some(ch))
@@ -1460,6 +1512,18 @@ fn promote(ctx: &Ctx) -> Outcome {
                 Outcome::StayedReadOnly
             },
         ),
+    }
+}
+
+/// An earlier hold's record is kept, but this promotion's own STOP, if still on its
+/// way, must not be read as a person's START later.
+fn keep_stop_pending(s: &NotifySettings, ch: &PeerChannel) {
+    if ch.stop_pending {
+        let _ = record(s, |r| {
+            if let Some(c) = r.peer_channel.as_mut() {
+                c.stop_pending = true;
+            }
+        });
     }
 }
 

@@ -877,7 +877,7 @@ fn a_demotion_resumes_a_held_channel_only_once_the_peer_is_verified() {
     assert_eq!(b.slave_field("Slave_IO_Running").as_deref(), Some("No"));
     assert!(
         gone.log()
-            .contains("the peer is writable (it has taken over) and lacks"),
+            .contains("the peer is writable (it has taken over), and this node has what it lacks"),
         "{}",
         gone.log()
     );
@@ -890,6 +890,52 @@ fn a_demotion_resumes_a_held_channel_only_once_the_peer_is_verified() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(
         gone.notify_state()["peer_channel"].is_null(),
+        "{}",
+        gone.log()
+    );
+}
+
+/// The survivor of a crash, demoted while its peer is still gone (a keepalived restart,
+/// say), can take over again: a held channel from a peer that has not answered since
+/// has nothing to fetch. A person's START of the channel is then left running, and
+/// recorded, so later events do not stop it again.
+#[test]
+fn a_survivor_demoted_while_its_peer_is_gone_can_take_over_again() {
+    let (mut a, b) = pair();
+    with_app_table(&a, &b);
+    b.exec("SET GLOBAL read_only = ON");
+    a.kill();
+    // The IO thread notices, and retries the dead peer.
+    let t = Instant::now();
+    while b.slave_field("Last_IO_Errno").as_deref().unwrap_or("0") == "0" {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "b's IO thread never failed"
+        );
+        sleep(Duration::from_millis(100));
+    }
+    let peer = format!(
+        "catchup-timeout = 1s\npeer-host = 127.0.0.1\npeer-port = {}",
+        a.port
+    );
+    let nb = node(&b, true, &peer);
+    assert_eq!(nb.notify(&["master"]).code, 0, "{}", nb.log());
+    assert_held(&nb);
+    let gone = node(&b, false, &peer);
+    std::fs::create_dir_all(gone.path("run")).unwrap();
+    std::fs::copy(nb.path("run/notify.json"), gone.path("run/notify.json")).unwrap();
+    assert_eq!(gone.notify(&["backup"]).code, 0, "{}", gone.log());
+    assert_eq!(b.slave_field("Slave_IO_Running").as_deref(), Some("No"));
+    let r = gone.check(&["--format", "text"]);
+    assert_eq!(r.code, 0, "the survivor is locked out: {}", r.stdout);
+    assert!(r.stdout.contains("has not answered since"), "{}", r.stdout);
+    // A person starts it: left running, and no longer held in the record.
+    b.exec("START SLAVE IO_THREAD");
+    assert_eq!(gone.notify(&["backup"]).code, 0, "{}", gone.log());
+    assert_ne!(b.slave_field("Slave_IO_Running").as_deref(), Some("No"));
+    assert_eq!(
+        gone.notify_state()["peer_channel"]["state"],
+        "resumed",
         "{}",
         gone.log()
     );
@@ -1286,8 +1332,17 @@ fn the_fifo_mode_applies_events_in_order() {
     sleep(Duration::from_millis(300));
     writeln!(w, "INSTANCE \"VI_1\" FAULT 0").unwrap();
     writeln!(w, "INSTANCE \"VI_1\" MASTER_PRIORITY 98").unwrap();
+    // Applied to the end (its session kill included), not only recorded.
     wait("the FAULT applied", &|| {
-        nb.notify_state()["state"] == "FAULT"
+        let rec = nb.notify_state();
+        let last = rec["history"].as_array().and_then(|h| h.last()).cloned();
+        rec["state"] == "FAULT"
+            && last.is_some_and(|e| {
+                e["event"] == "FAULT"
+                    && e["action"]
+                        .as_str()
+                        .is_some_and(|a| a.starts_with("demoted"))
+            })
     });
     assert!(
         t.elapsed() < Duration::from_secs(5),

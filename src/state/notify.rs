@@ -45,6 +45,10 @@ pub struct PeerChannel {
     /// standby with the channel held (the peer cannot become the master by itself).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub marked: bool,
+    /// A demotion's verification reached the peer, which refused it or lacks what
+    /// this node has: alive, it may take writes this node does not fetch.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub peer_answered: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
