@@ -781,41 +781,8 @@ fn resume_peer_channel(ctx: &Ctx, conn: &mut Connection) {
         ctx.alert("peer-diverged", &msg);
         return;
     }
-    // Held: the peer was not verified yet. Resumed only if it holds nothing we lack,
-    // and only while it takes no writes: once it has taken over, its new writes would
-    // read as extra, and what it had before cannot be told any more.
-    let verified = match ctx.s.peer_login() {
-        Some(login) => login
-            .connect(ctx.s.connect_timeout.min(Duration::from_secs(2)))
-            .and_then(|mut peer| {
-                if !read_only_on(&mut peer)? {
-                    // It has taken over: what it had before cannot be told from its
-                    // position any more, but following it forks nothing if this node
-                    // holds nothing it lacks (it fenced us and fetched ours first).
-                    // And it must not lack its own transactions that this node has
-                    // (cut by its crash recovery): it would write those numbers again.
-                    let back = rejoin::compare(&mut peer, conn)?;
-                    let lost = rejoin::compare(conn, &mut peer)?.lost;
-                    return if back.extra.is_empty() && lost.is_empty() {
-                        Ok(back)
-                    } else {
-                        Err(ConnError::new(
-                            Class::Config,
-                            format!(
-                                "the peer is writable (it has taken over), and {}",
-                                if lost.is_empty() {
-                                    format!("this node has what it lacks: {}", back.extra)
-                                } else {
-                                    format!("lacks its own {lost}, which this node has")
-                                }
-                            ),
-                        ))
-                    };
-                }
-                rejoin::compare(conn, &mut peer)
-            }),
-        None => Err(ConnError::new(Class::Config, "peer-host is not set")),
-    };
+    // Held: the peer was not verified yet (see rejoin::verify_for_standby).
+    let verified = rejoin::verify_for_standby(ctx.s, conn);
     match verified {
         Ok(c) if c.clean() => {}
         Ok(c) => {
@@ -847,6 +814,17 @@ fn resume_peer_channel(ctx: &Ctx, conn: &mut Connection) {
                 }
             });
             let stopped = keep_stopped(conn);
+            if !answered {
+                // Watched until it answers: verified then, or this node made ineligible.
+                let mut args = ctx.file_args.to_vec();
+                args.push("--watch-peer".into());
+                if let Err(e) = command::spawn_sibling(PROGRAM, &args) {
+                    ctx.log.log(
+                        Severity::Err,
+                        &format!("{name}: cannot watch the peer: {e}"),
+                    );
+                }
+            }
             let msg = format!(
                 "{name}: standby now, but replication from the peer, held since the last \
                  promotion, {stopped}: the peer could not be verified ({}). {}",
@@ -856,7 +834,8 @@ fn resume_peer_channel(ctx: &Ctx, conn: &mut Connection) {
                      peer is known to hold nothing this node lacks, START SLAVE IO_THREAD"
                 } else {
                     "The peer is gone, so there is nothing to fetch: this node stays \
-                     eligible; the next event tries again"
+                     eligible, and is watched: fetching resumes once the peer answers and \
+                     is verified, otherwise this node becomes ineligible"
                 }
             );
             ctx.log.log(Severity::Err, &msg);

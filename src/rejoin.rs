@@ -371,6 +371,123 @@ pub fn compare(local: &mut Connection, peer: &mut Connection) -> Result<Comparis
     }
 }
 
+/// Whether a standby may fetch from its peer again after a hold: the peer holds nothing
+/// this node lacks, or, if it has taken over (writable: its new writes would read as
+/// extra), it has everything this node has and lacks none of its own transactions that
+/// this node has (cut by its crash recovery, it would write those numbers again).
+/// `Ok` with a clean comparison: resume. An error of class Down or Timeout: the peer
+/// did not answer.
+pub fn verify_for_standby(
+    s: &NotifySettings,
+    conn: &mut Connection,
+) -> Result<Comparison, ConnError> {
+    let Some(login) = s.peer_login() else {
+        return Err(ConnError::new(Class::Config, "peer-host is not set"));
+    };
+    let mut peer = login.connect(s.connect_timeout.min(Duration::from_secs(2)))?;
+    let writable = peer
+        .query("SELECT @@global.read_only AS ro")
+        .map_err(|e| classify_wire(&e))?
+        .get(0, "ro")
+        .ok_or_else(|| ConnError::new(Class::Protocol, "no read_only in the reply"))?
+        == "0";
+    if !writable {
+        return compare(conn, &mut peer);
+    }
+    let back = compare(&mut peer, conn)?;
+    let lost = compare(conn, &mut peer)?.lost;
+    if back.extra.is_empty() && lost.is_empty() {
+        return Ok(back);
+    }
+    Err(ConnError::new(
+        Class::Config,
+        format!(
+            "the peer is writable (it has taken over), and {}",
+            if lost.is_empty() {
+                format!("this node has what it lacks: {}", back.extra)
+            } else {
+                format!("lacks its own {lost}, which this node has")
+            }
+        ),
+    ))
+}
+
+/// A standby's watcher round (its channel held while the peer was gone): once the
+/// peer answers, fetch again if it is verified; otherwise record that it answered,
+/// which keeps this node ineligible (said and alerted). `true`: done watching.
+fn standby_round(s: &NotifySettings, log: &Logger, peer_name: &str) -> bool {
+    let Ok(mut local) = s.login().connect(s.connect_timeout) else {
+        return false;
+    };
+    let d = local.dialect.clone();
+    let running = local
+        .query(d.replica_status_sql())
+        .ok()
+        .and_then(|st| d.status_from(&st))
+        .is_some_and(|r| r.io_running != ThreadState::No);
+    if running {
+        // Started since (a person, a restart): the next event decides, as documented.
+        return true;
+    }
+    let verified = verify_for_standby(s, &mut local);
+    let alert = |kind: &str, msg: &str| {
+        log.log(Severity::Err, msg);
+        crate::alert::raise(
+            s,
+            log,
+            crate::notify::PROGRAM,
+            kind,
+            msg,
+            serde_json::json!({ "peer": peer_name }),
+        );
+    };
+    match verified {
+        Err(e) if matches!(e.class, Class::Down | Class::Timeout) => false,
+        Ok(c) if c.clean() => {
+            if let Err(e) = local.query(d.io_thread_sql(true)) {
+                alert(
+                    "peer-channel",
+                    &format!("peer watch: {peer_name} verified, but fetching from it could not start: {e}"),
+                );
+                return false;
+            }
+            let _ = crate::notify::record(s, |r| r.peer_channel = None);
+            log.log(
+                Severity::Notice,
+                &format!(
+                    "peer watch: {peer_name} is back and verified: this standby fetches from \
+                     it again"
+                ),
+            );
+            true
+        }
+        other => {
+            let why = match &other {
+                Ok(c) => c.describe(),
+                Err(e) => e.msg.clone(),
+            };
+            let _ = crate::notify::record(s, |r| {
+                if let Some(c) = r.peer_channel.as_mut() {
+                    c.peer_answered = true;
+                    if let Ok(c2) = &other {
+                        c.state = "diverged".into();
+                        c.peer_extra = Some(c2.gtids());
+                    }
+                }
+            });
+            alert(
+                "peer-channel",
+                &format!(
+                    "peer watch: {peer_name} is back but cannot be verified ({why}): \
+                     replication from it stays held, and this node is not an eligible \
+                     standby until a person resumes it (see keepalived-mysql-notify(8), REJOIN)"
+                ),
+            );
+            true
+        }
+    }
+}
+
 /// The watcher: runs detached after a promotion that held the channel, one at a time,
 /// until the channel is resumed or this node is no longer the master; a day at most,
 /// and it says so when it gives up.
@@ -430,8 +547,17 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
         let master = rec.state.eq_ignore_ascii_case("MASTER")
             && s.vip
                 .is_none_or(|vip| role::local_addresses().contains(&vip));
-        if !master || ch.state == "resumed" {
+        if ch.state == "resumed" {
             return Ok(());
+        }
+        if !master {
+            // A standby whose channel was held while the peer was gone (it stays
+            // eligible meanwhile): watched until the peer answers.
+            if ch.state != "held" || ch.peer_answered || standby_round(s, log, &peer_name) {
+                return Ok(());
+            }
+            sleep(Duration::from_secs(1));
+            continue;
         }
         let checked = s.login().connect(s.connect_timeout).and_then(|mut local| {
             // Held means stopped, whatever restarted mysqld meanwhile (a restarted

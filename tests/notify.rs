@@ -895,6 +895,50 @@ fn a_demotion_resumes_a_held_channel_only_once_the_peer_is_verified() {
     );
 }
 
+/// The same survivor, watched while the peer is gone: once the peer is back and holds
+/// nothing this node lacks, the standby fetches from it again by itself.
+#[test]
+fn a_held_standby_fetches_again_once_its_returning_peer_is_verified() {
+    let (mut a, b) = pair();
+    with_app_table(&a, &b);
+    b.exec("SET GLOBAL read_only = ON");
+    a.kill();
+    let t = Instant::now();
+    while b.slave_field("Last_IO_Errno").as_deref().unwrap_or("0") == "0" {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "b's IO thread never failed"
+        );
+        sleep(Duration::from_millis(100));
+    }
+    let peer = format!(
+        "catchup-timeout = 1s\npeer-host = 127.0.0.1\npeer-port = {}",
+        a.port
+    );
+    let nb = node(&b, true, &peer);
+    assert_eq!(nb.notify(&["master"]).code, 0, "{}", nb.log());
+    let gone = node(&b, false, &peer);
+    std::fs::create_dir_all(gone.path("run")).unwrap();
+    std::fs::copy(nb.path("run/notify.json"), gone.path("run/notify.json")).unwrap();
+    // The same node as master no more: its promotion's watcher ends with it.
+    drop(nb);
+    assert_eq!(gone.notify(&["backup"]).code, 0, "{}", gone.log());
+    assert_eq!(b.slave_field("Slave_IO_Running").as_deref(), Some("No"));
+    a.restart();
+    let t = Instant::now();
+    while !gone.notify_state()["peer_channel"].is_null() {
+        assert!(t.elapsed() < Duration::from_secs(30), "{}", gone.log());
+        sleep(Duration::from_millis(200));
+    }
+    assert_ne!(b.slave_field("Slave_IO_Running").as_deref(), Some("No"));
+    assert!(
+        gone.log().contains("is back and verified"),
+        "{}",
+        gone.log()
+    );
+    assert_eq!(gone.check(&[]).code, 0, "{}", gone.log());
+}
+
 /// The survivor of a crash, demoted while its peer is still gone (a keepalived restart,
 /// say), can take over again: a held channel from a peer that has not answered since
 /// has nothing to fetch. A person's START of the channel is then left running, and
