@@ -415,7 +415,13 @@ pub fn verify_for_standby(
 /// A standby's watcher round (its channel held while the peer was gone): once the
 /// peer answers, fetch again if it is verified; otherwise record that it answered,
 /// which keeps this node ineligible (said and alerted). `true`: done watching.
-fn standby_round(s: &NotifySettings, log: &Logger, peer_name: &str) -> bool {
+fn standby_round(
+    s: &NotifySettings,
+    log: &Logger,
+    peer_name: &str,
+    ch: &PeerChannel,
+    start_failed: &mut bool,
+) -> bool {
     let Ok(mut local) = s.login().connect(s.connect_timeout) else {
         return false;
     };
@@ -426,8 +432,30 @@ fn standby_round(s: &NotifySettings, log: &Logger, peer_name: &str) -> bool {
         .and_then(|st| d.status_from(&st))
         .is_some_and(|r| r.io_running != ThreadState::No);
     if running {
-        // Started since (a person, a restart): the next event decides, as documented.
-        return true;
+        let restarted = match (ch.server_started, server_started(&mut local)) {
+            (Some(then), Some(now)) => now > then + 5.0,
+            _ => true,
+        };
+        if !restarted {
+            // Started by a person: the next event records it (a demotion leaves it
+            // running); the check judges it as any running channel meanwhile.
+            return true;
+        }
+        // A restart of this mysqld started it: stopped again, still held.
+        if local.query(d.io_thread_sql(false)).is_ok() {
+            log.log(
+                Severity::Warning,
+                "peer watch: mysqld restarted and started fetching from the peer: stopped \
+                 again (held)",
+            );
+            let started = server_started(&mut local);
+            let _ = crate::notify::record(s, |r| {
+                if let Some(c) = r.peer_channel.as_mut() {
+                    c.server_started = started;
+                }
+            });
+        }
+        return false;
     }
     let verified = verify_for_standby(s, &mut local);
     let alert = |kind: &str, msg: &str| {
@@ -444,7 +472,20 @@ fn standby_round(s: &NotifySettings, log: &Logger, peer_name: &str) -> bool {
     match verified {
         Err(e) if matches!(e.class, Class::Down | Class::Timeout) => false,
         Ok(c) if c.clean() => {
+            // Still a standby, looked at right before the START: a promotion under way
+            // holds the channel itself.
+            let standby = state::notify::file(s)
+                .load()
+                .is_some_and(|r| !r.state.eq_ignore_ascii_case("MASTER"))
+                && s.vip
+                    .is_none_or(|vip| !role::local_addresses().contains(&vip));
+            if !standby {
+                return true;
+            }
             if let Err(e) = local.query(d.io_thread_sql(true)) {
+                if std::mem::replace(start_failed, true) {
+                    return false;
+                }
                 alert(
                     "peer-channel",
                     &format!("peer watch: {peer_name} verified, but fetching from it could not start: {e}"),
@@ -525,6 +566,8 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
         }
     };
     let mut by_hand = false;
+    // A standby round's START failure, said once.
+    let mut start_failed = false;
     // The extra set the marker was last written for, and the last marker or record
     // failure said (each said once, tried again every round).
     let mut marked_for = String::new();
@@ -553,7 +596,10 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
         if !master {
             // A standby whose channel was held while the peer was gone (it stays
             // eligible meanwhile): watched until the peer answers.
-            if ch.state != "held" || ch.peer_answered || standby_round(s, log, &peer_name) {
+            if ch.state != "held"
+                || ch.peer_answered
+                || standby_round(s, log, &peer_name, &ch, &mut start_failed)
+            {
                 return Ok(());
             }
             sleep(Duration::from_secs(1));
