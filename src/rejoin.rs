@@ -480,7 +480,8 @@ fn standby_round(
                 && s.vip
                     .is_none_or(|vip| !role::local_addresses().contains(&vip));
             if !standby {
-                return true;
+                // Looked at again next round (as a master, the other branch watches).
+                return false;
             }
             if let Err(e) = local.query(d.io_thread_sql(true)) {
                 if std::mem::replace(start_failed, true) {
