@@ -732,10 +732,7 @@ fn resume_peer_channel(ctx: &Ctx, conn: &mut Connection) {
         .ok()
         .and_then(|st| d.status_from(&st))
         .is_some_and(|r| r.io_running != ThreadState::No);
-    let restarted = match (ch.server_started, rejoin::server_started(conn)) {
-        (Some(then), Some(now)) => now > then + 5.0,
-        _ => true,
-    };
+    let restarted = rejoin::restarted_since_hold(&ch, conn);
     if running && !restarted && !ch.stop_pending {
         let _ = record(ctx.s, |r| {
             if let Some(c) = r.peer_channel.as_mut() {

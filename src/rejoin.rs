@@ -118,6 +118,16 @@ pub fn position(conn: &mut Connection, ch: &mut PeerChannel) {
     ch.received = channel.received_gtids;
 }
 
+/// Whether this mysqld restarted since the hold recorded in `ch` (its replica threads
+/// then started by themselves): told by the server's start time; unknown counts as a
+/// restart, never as a person's choice.
+pub fn restarted_since_hold(ch: &PeerChannel, conn: &mut Connection) -> bool {
+    match (ch.server_started, server_started(conn)) {
+        (Some(then), Some(now)) => now > then + 5.0,
+        _ => true,
+    }
+}
+
 /// When this mysqld started (now minus its uptime), to a second or so.
 pub fn server_started(conn: &mut Connection) -> Option<f64> {
     let r = conn.query("SHOW GLOBAL STATUS LIKE 'Uptime'").ok()?;
@@ -432,10 +442,7 @@ fn standby_round(
         .and_then(|st| d.status_from(&st))
         .is_some_and(|r| r.io_running != ThreadState::No);
     if running {
-        let restarted = match (ch.server_started, server_started(&mut local)) {
-            (Some(then), Some(now)) => now > then + 5.0,
-            _ => true,
-        };
+        let restarted = restarted_since_hold(ch, &mut local);
         if !restarted {
             // Started by a person: the next event records it (a demotion leaves it
             // running); the check judges it as any running channel meanwhile.
@@ -642,11 +649,7 @@ pub fn watch(s: &NotifySettings, log: &Logger) -> Result<(), String> {
                     }
                 });
             } else if running {
-                let restarted = match (ch.server_started, server_started(&mut local)) {
-                    (Some(then), Some(now)) => now > then + 5.0,
-                    // Cannot tell: take it for a restart, never for a person's choice.
-                    _ => true,
-                };
+                let restarted = restarted_since_hold(&ch, &mut local);
                 if restarted {
                     local
                         .query(d.io_thread_sql(false))
