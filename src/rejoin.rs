@@ -500,7 +500,7 @@ fn standby_round(
                 );
                 return false;
             }
-            let _ = crate::notify::record(s, |r| r.peer_channel = None);
+            // Said before the record clears: whoever sees it cleared finds why.
             log.log(
                 Severity::Notice,
                 &format!(
@@ -508,6 +508,7 @@ fn standby_round(
                      it again"
                 ),
             );
+            let _ = crate::notify::record(s, |r| r.peer_channel = None);
             true
         }
         other => {
