@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::config::Common;
 use crate::files;
 use crate::lock;
-use crate::state::{now_unix, rfc3339};
+use crate::state::{now_unix, rfc3339_millis};
 
 /// A failure that persists is logged again at most this often, by every program.
 pub const REPEAT_SECS: f64 = 60.0;
@@ -136,7 +136,7 @@ impl Logger {
         };
         let line = format!(
             "{} {}[{}] {level}: {msg}\n",
-            rfc3339(now_unix()),
+            rfc3339_millis(now_unix()),
             self.tag,
             std::process::id()
         );

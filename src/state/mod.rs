@@ -133,9 +133,18 @@ pub fn now_unix() -> f64 {
 /// Values come from state files too: a nonsensical one prints as the epoch, never
 /// panics.
 pub fn rfc3339(unix: f64) -> String {
-    let t = std::time::Duration::try_from_secs_f64(unix.clamp(0.0, 253_402_300_799.0))
+    humantime::format_rfc3339_seconds(system_time(unix)).to_string()
+}
+
+/// The same with milliseconds, for log lines: a failover takes one to three seconds,
+/// and its steps on two hosts must be put in order afterwards.
+pub fn rfc3339_millis(unix: f64) -> String {
+    humantime::format_rfc3339_millis(system_time(unix)).to_string()
+}
+
+fn system_time(unix: f64) -> std::time::SystemTime {
+    std::time::Duration::try_from_secs_f64(unix.clamp(0.0, 253_402_300_799.0))
         .ok()
         .and_then(|d| UNIX_EPOCH.checked_add(d))
-        .unwrap_or(UNIX_EPOCH);
-    humantime::format_rfc3339_seconds(t).to_string()
+        .unwrap_or(UNIX_EPOCH)
 }
