@@ -508,7 +508,18 @@ fn standby_round(
                      it again"
                 ),
             );
-            let _ = crate::notify::record(s, |r| r.peer_channel = None);
+            // Only the hold this round resumed: a promotion since then records its own.
+            let cleared = crate::notify::record(s, |r| {
+                if r.peer_channel.as_ref().is_some_and(|c| c.since == ch.since) {
+                    r.peer_channel = None;
+                }
+            });
+            if let Err(e) = cleared {
+                log.log(
+                    Severity::Err,
+                    &format!("peer watch: resumed, but the record still says held: {e}"),
+                );
+            }
             true
         }
         other => {
