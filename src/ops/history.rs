@@ -11,11 +11,12 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::config::{CheckSettings, RestartSettings};
-use crate::state::{self, rfc3339};
+use crate::state::{self, rfc3339_millis};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Event {
-    /// RFC 3339, UTC: sorts as text.
+    /// RFC 3339, UTC, with milliseconds as the log lines have them: sorts as text
+    /// (a log written before they had milliseconds sorts within its second).
     pub time: String,
     /// `log`, `notify.json`, `restart.json` or `check.json`.
     pub source: String,
@@ -68,14 +69,14 @@ pub fn collect(
     if let Some(r) = state::restart::file(restart).load() {
         for t in &r.attempts {
             events.push(Event {
-                time: rfc3339(*t),
+                time: rfc3339_millis(*t),
                 source: "restart.json".into(),
                 text: "restart issued (within the budget window)".into(),
             });
         }
         if r.phase != state::restart::Phase::Idle {
             events.push(Event {
-                time: rfc3339(r.updated),
+                time: rfc3339_millis(r.updated),
                 source: "restart.json".into(),
                 text: format!(
                     "restart hook {}{}",
@@ -87,7 +88,7 @@ pub fn collect(
     }
     if let Some(c) = state::check::file(check).load() {
         events.push(Event {
-            time: c.since_rfc3339.clone(),
+            time: rfc3339_millis(c.since),
             source: "check.json".into(),
             text: format!(
                 "check verdict {} (still holds): {}",
