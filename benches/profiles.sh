@@ -9,11 +9,14 @@
 # about 20 s per scenario run. PROFILES="fast" measures one profile only (the other's
 # columns then read "-").
 #
-# The client: one sequential writer through the VIP, each attempt bounded by
-# LAB_CLIENT_TIMEOUT seconds (here 0.5 by default; the suite's 2 otherwise). A statement
-# in flight when mysqld freezes waits out that bound whatever the failover does, so
-# the frozen figures are only as short as the client lets them be: an application
-# that wants a 2 s failover needs a statement timeout well below 2 s.
+# The clients, each attempt bounded by LAB_CLIENT_TIMEOUT seconds (0.5 here; the
+# suite's 2 otherwise), one after the other (CLIENTS="new pooled"):
+#   new     the suite's writer: a new connection per autocommit insert through the VIP
+#   pooled  one connection kept open, a new one only after an error (lab/pooled-writer,
+#           python3-pymysql, installed here if missing)
+# A statement in flight when mysqld freezes waits out that bound whatever the failover
+# does, so the frozen figures are only as short as the client lets them be: an
+# application that wants a 2 s failover needs a statement timeout well below 2 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-5}
@@ -22,20 +25,31 @@ export LAB_CLIENT_TIMEOUT=${LAB_CLIENT_TIMEOUT:-0.5}
 export FAULT_PHASE=random
 out=target/profiles
 mkdir -p "$out"
+# Only this run's reports: a profile or client not measured now reads "-".
+rm -f "$out"/*.md
 list=""
 for s in crash_hold_off sigstop switchover; do
     for _ in $(seq "$runs"); do list="$list $s"; done
 done
-for p in ${PROFILES:-default fast}; do
-    echo "# profile $p: $runs runs of crash_hold_off, sigstop, switchover; client bound ${LAB_CLIENT_TIMEOUT} s"
-    LAB_PROFILE=$p SCENARIOS="$list" tests/failover.sh > "$out/$p.log" 2>&1 || {
-        grep -E '^FAIL' "$out/$p.log" || true
-        echo "profiles: the suite failed under profile $p (see $out/$p.log)" >&2
-    }
-    cp target/failover-report.md "$out/$p.md"
+clients=${CLIENTS:-new pooled}
+case " $clients " in
+    *" pooled "*)
+        /usr/bin/python3 -c 'import pymysql' 2>/dev/null || \
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pymysql > /dev/null ;;
+esac
+for c in $clients; do
+    for p in ${PROFILES:-default fast}; do
+        echo "# profile $p, client $c: $runs runs of crash_hold_off, sigstop, switchover; client bound ${LAB_CLIENT_TIMEOUT} s"
+        rm -f target/failover-report.md
+        LAB_CLIENT=$c LAB_PROFILE=$p SCENARIOS="$list" tests/failover.sh > "$out/$p-$c.log" 2>&1 || {
+            grep -E '^FAIL' "$out/$p-$c.log" || true
+            echo "profiles: the suite failed under profile $p, client $c (see $out/$p-$c.log)" >&2
+        }
+        [ ! -e target/failover-report.md ] || cp target/failover-report.md "$out/$p-$c.md"
+    done
 done
 
-python3 - "$out" <<'PY'
+python3 - "$out" "$clients" <<'PY'
 import re, statistics, sys
 out = sys.argv[1]
 names = {
@@ -62,12 +76,13 @@ def cell(rs, which):
     if not xs:
         return "-"
     return f"{statistics.median(xs):.2f} s ({min(xs):.2f}-{max(xs):.2f}, n={len(xs)})"
-d, f = rows("default"), rows("fast")
-print("| scenario | measure | default profile (median, range) | fast profile (median, range) | fast target | lost (default/fast) |")
-print("|---|---|---|---|---|---|")
-for key, (label, which, target) in names.items():
-    measure = "fault to first write on the new node" if which == "first" else "write unavailability"
-    lost = f"{sum(r['lost'] for r in d.get(key, []))}/{sum(r['lost'] for r in f.get(key, []))}"
-    print(f"| {label} | {measure} | {cell(d.get(key, []), which)} | {cell(f.get(key, []), which)} | <= {target} s | {lost} |")
-    print(f"| {label} | fault to writes opened (notify log) | {cell(d.get(key, []), 'opened')} | {cell(f.get(key, []), 'opened')} | | |")
+print("| client | scenario | measure | default profile (median, range) | fast profile (median, range) | fast target | lost (default/fast) |")
+print("|---|---|---|---|---|---|---|")
+for client in sys.argv[2].split():
+    d, f = rows(f"default-{client}"), rows(f"fast-{client}")
+    for key, (label, which, target) in names.items():
+        measure = "fault to first write on the new node" if which == "first" else "write unavailability"
+        lost = f"{sum(r['lost'] for r in d.get(key, []))}/{sum(r['lost'] for r in f.get(key, []))}"
+        print(f"| {client} | {label} | {measure} | {cell(d.get(key, []), which)} | {cell(f.get(key, []), which)} | <= {target} s | {lost} |")
+        print(f"| {client} | {label} | fault to writes opened (notify log) | {cell(d.get(key, []), 'opened')} | {cell(f.get(key, []), 'opened')} | | |")
 PY
