@@ -113,12 +113,17 @@ scenario_crash_hold_off() { # [--tcp|--fifo]
     expect "hold off: $a's mysqld is restarted and read-only" wait_for 40 read_only_standby "$a"
     expect "hold off: $a replicates again" wait_for 20 sh -c \
         "mariadb --no-defaults -S $(sock "$a") -uroot -e 'SHOW SLAVE STATUS\G' | grep -q 'Slave_SQL_Running: Yes'"
-    expect "hold off: $b fetches from the returned $a again (clean rejoin)" wait_for 30 sh -c \
-        "mariadb --no-defaults -S $(sock "$b") -uroot -e 'SHOW SLAVE STATUS\G' | grep -q 'Slave_IO_Running: Yes'"
-    expect "hold off: $a is an eligible standby again by itself (check exit 0)" wait_for 30 sh -c \
-        "ip netns exec $a /usr/sbin/keepalived-mysql-check"
-    expect "hold off: no alert beyond the failover's own (no peer-diverged, no peer-channel)" \
-        sh -c "! grep -qE 'peer-diverged|peer-channel' $LAB/$a/alerts.log $LAB/$b/alerts.log"
+    local fetching="mariadb --no-defaults -S $(sock "$b") -uroot -e 'SHOW SLAVE STATUS\G' | grep -q 'Slave_IO_Running: Yes'"
+    wait_for 30 sh -c "$fetching || grep -q 'DIVERGED: peer ${IP[$a]}:3306' $LAB/$b/keepalived-mysql.log" || true
+    if grep -q "DIVERGED: peer ${IP[$a]}:3306" "$LAB/$b/keepalived-mysql.log"; then
+        in_flight_on_old_master "hold off" "$a" "$b"
+    else
+        expect "hold off: $b fetches from the returned $a again (clean rejoin)" wait_for 30 sh -c "$fetching"
+        expect "hold off: $a is an eligible standby again by itself (check exit 0)" wait_for 30 sh -c \
+            "ip netns exec $a /usr/sbin/keepalived-mysql-check"
+        expect "hold off: no alert beyond the failover's own (no peer-diverged, no peer-channel)" \
+            sh -c "! grep -qE 'peer-diverged|peer-channel' $LAB/$a/alerts.log $LAB/$b/alerts.log"
+    fi
     finish "crash, restart, hold-vip off$over"
     expect "hold off: no acknowledged write lost" [ "$LAST_LOST" = 0 ]
     variant_proof "${1:-}"
@@ -217,6 +222,26 @@ stranded_on_old_master() { # label old new
 }
 
 scenario_sigstop_hold_on() { scenario_sigstop on; }
+
+# The same window for a commit no client saw acknowledged: mysqld killed between writing
+# it to its binary log and sending it, its crash recovery keeps it. Rare with the
+# suite's writer (a commit every 15-20 ms), frequent with a busy one (LAB_CLIENT=pooled,
+# benches/profiles.sh). Not a loss, but the nodes differ: the new master must name the
+# old one diverged, and the old one must not be eligible, never rejoin silently.
+in_flight_on_old_master() { # label old new
+    local label=$1 a=$2 b=$3 extra acked_extra=0 id
+    extra=$(comm -23 <(sql "$a" "SELECT id FROM app.writes" | sort) <(sql "$b" "SELECT id FROM app.writes" | sort))
+    for id in $extra; do
+        awk -v id="$id" '$4 == id && $3 == "ok" {found = 1} END {exit !found}' "$LAB/writes.log" &&
+            acked_extra=$((acked_extra + 1))
+    done
+    echo "   $label: $(echo "$extra" | grep -c .) commit(s) in flight at the crash stayed on $a only: named diverged"
+    expect "$label: $b named $a diverged for commits it lacks (in flight at the crash)" [ -n "$extra" ]
+    expect "$label: none of them was acknowledged to the client" [ "$acked_extra" = 0 ]
+    expect "$label: $b raised the peer-diverged alert" grep -q " peer-diverged " "$LAB/$b/alerts.log"
+    expect "$label: $a's check refuses it the VIP (exit 21)" wait_for 30 sh -c \
+        "ip netns exec $a /usr/sbin/keepalived-mysql-check; [ \$? = 21 ]"
+}
 
 scenario_broken_standby() {
     echo "# standby with a broken SQL thread; then the active node fails"

@@ -180,14 +180,16 @@ vip_count() { local c=0 n; for n in node1 node2; do ip -n "$n" -br addr show dev
 one_vip() { [ "$(vip_count)" = 1 ]; }
 
 
-# Seconds from the fault to the promotion that opened writes on node (its notify log
-# line, stamped in milliseconds): the server's side of a failover, which the client's
-# figures add their own timeouts to. "-" when none opened after the fault.
+# Seconds from the fault to the first promotion after it that opened writes on node
+# (the final VIP holder; its notify log line, stamped in milliseconds): the server's
+# side of a failover, which the client's figures add their own timeouts to. Where the
+# VIP stayed, that is the holder's own promotion again (after its restart, or a
+# fence-back). "-" when none opened after the fault.
 opened_after_fault() { # node
     local f t
     [ -n "$1" ] && [ -e "$LAB/fault.t" ] || { echo -; return; }
     f=$(cat "$LAB/fault.t")
-    for t in $(grep -h "MASTER: caught up in .* read_only=OFF" "$LAB/$1/keepalived-mysql.log" 2>/dev/null | cut -d' ' -f1); do
+    for t in $(grep -h -E "MASTER: (caught up in .* read_only=OFF|.*writes opened anyway)" "$LAB/$1/keepalived-mysql.log" 2>/dev/null | cut -d' ' -f1); do
         t=$(date -d "$t" +%s.%N) || continue
         awk -v t="$t" -v f="$f" 'BEGIN {exit !(t > f)}' || continue
         awk -v t="$t" -v f="$f" 'BEGIN {printf "%.2f s\n", t - f}'
