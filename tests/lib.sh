@@ -179,7 +179,6 @@ both_writable_s() {
 vip_count() { local c=0 n; for n in node1 node2; do ip -n "$n" -br addr show dev eth0 | grep -q "$VIP/" && c=$((c + 1)); done; echo "$c"; }
 one_vip() { [ "$(vip_count)" = 1 ]; }
 
-
 # Seconds from the fault to the first promotion after it that opened writes on node
 # (the final VIP holder; its notify log line, stamped in milliseconds): the server's
 # side of a failover, which the client's figures add their own timeouts to. Where the
