@@ -895,14 +895,14 @@ fn a_demotion_resumes_a_held_channel_only_once_the_peer_is_verified() {
     );
 }
 
-/// The same survivor, watched while the peer is gone: once the peer is back and holds
-/// nothing this node lacks, the standby fetches from it again by itself.
-#[test]
-fn a_held_standby_fetches_again_once_its_returning_peer_is_verified() {
+/// b promoted while its peer a is dead (`nb`, holding the VIP), and the same node's
+/// configuration without the VIP (`gone`, its record copied) for what comes next.
+fn survivor_of_a_crash() -> (Mariadb, Mariadb, NodeConfig, NodeConfig) {
     let (mut a, b) = pair();
     with_app_table(&a, &b);
     b.exec("SET GLOBAL read_only = ON");
     a.kill();
+    // The IO thread notices, and retries the dead peer.
     let t = Instant::now();
     while b.slave_field("Last_IO_Errno").as_deref().unwrap_or("0") == "0" {
         assert!(
@@ -920,6 +920,14 @@ fn a_held_standby_fetches_again_once_its_returning_peer_is_verified() {
     let gone = node(&b, false, &peer);
     std::fs::create_dir_all(gone.path("run")).unwrap();
     std::fs::copy(nb.path("run/notify.json"), gone.path("run/notify.json")).unwrap();
+    (a, b, nb, gone)
+}
+
+/// The same survivor, watched while the peer is gone: once the peer is back and holds
+/// nothing this node lacks, the standby fetches from it again by itself.
+#[test]
+fn a_held_standby_fetches_again_once_its_returning_peer_is_verified() {
+    let (mut a, b, nb, gone) = survivor_of_a_crash();
     // The same node as master no more: its promotion's watcher ends with it.
     drop(nb);
     assert_eq!(gone.notify(&["backup"]).code, 0, "{}", gone.log());
@@ -945,29 +953,8 @@ fn a_held_standby_fetches_again_once_its_returning_peer_is_verified() {
 /// recorded, so later events do not stop it again.
 #[test]
 fn a_survivor_demoted_while_its_peer_is_gone_can_take_over_again() {
-    let (mut a, b) = pair();
-    with_app_table(&a, &b);
-    b.exec("SET GLOBAL read_only = ON");
-    a.kill();
-    // The IO thread notices, and retries the dead peer.
-    let t = Instant::now();
-    while b.slave_field("Last_IO_Errno").as_deref().unwrap_or("0") == "0" {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "b's IO thread never failed"
-        );
-        sleep(Duration::from_millis(100));
-    }
-    let peer = format!(
-        "catchup-timeout = 1s\npeer-host = 127.0.0.1\npeer-port = {}",
-        a.port
-    );
-    let nb = node(&b, true, &peer);
-    assert_eq!(nb.notify(&["master"]).code, 0, "{}", nb.log());
+    let (_a, b, nb, gone) = survivor_of_a_crash();
     assert_held(&nb);
-    let gone = node(&b, false, &peer);
-    std::fs::create_dir_all(gone.path("run")).unwrap();
-    std::fs::copy(nb.path("run/notify.json"), gone.path("run/notify.json")).unwrap();
     assert_eq!(gone.notify(&["backup"]).code, 0, "{}", gone.log());
     assert_eq!(b.slave_field("Slave_IO_Running").as_deref(), Some("No"));
     let r = gone.check(&["--format", "text"]);
